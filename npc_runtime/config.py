@@ -1,0 +1,227 @@
+"""Typed model configuration with named presets, loadable from and savable to YAML.
+
+One `ModelConfig` describes a whole LPM: VAE, audio encoder, DiT and the streaming geometry.
+Presets (``tiny`` ... ``lpm-17b``) live in `PRESETS`; YAML is read into the dataclasses at the
+edge (`load_config`) and unknown or missing keys are errors, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from npc_runtime.emotions import DEFAULT_VOCABULARY
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    image_channels: int = 3
+    latent_channels: int = 4
+    # Channels per resolution level; len(channels) downsamplings of 2x -> 2**len spatial factor.
+    channels: tuple[int, ...] = (24, 48, 96)
+    blocks_per_level: int = 1
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** len(self.channels)
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    sample_rate: int = 16_000
+    n_mels: int = 80
+    hop: int = 160            # 10 ms
+    win: int = 400            # 25 ms analysis window
+    n_fft: int = 400           # = win: a frame spans exactly its 25 ms window
+    dim: int = 128            # audio token width
+    layers: int = 2           # transformer layers over the per-chunk audio window
+    heads: int = 4
+    history_frames: int = 4   # video frames of past audio a chunk sees
+    lookahead_frames: int = 4  # video frames of future audio (at most one chunk)
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    dim: int = 256
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    patch: int = 2
+    # Head dims rotated by the temporal RoPE; the rest see only the learned spatial embedding.
+    rope_dims: int = 32
+    # Temporal RoPE period in frames. Frequencies are integer multiples of 2*pi/period, so
+    # positions are taken modulo the period exactly: a stream of any length stays in range.
+    rope_period: int = 4096
+    max_refs: int = 4
+    qk_norm: bool = True
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    fps: int = 25
+    chunk_frames: int = 4       # C: frames per chunk (160 ms at 25 fps)
+    window_chunks: int = 2      # W: past chunks kept in the KV cache beside the identity sink
+    online_steps: int = 2       # sampling steps of the distilled Online LPM (<= 4)
+    base_steps: int = 24        # sampling steps of the bidirectional Base LPM
+    timestep_shift: float = 1.0  # flow schedule shift (t' = s t / (1 + (s - 1) t))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tiny"
+    frame_size: int = 128
+    emotion_dim: int = DEFAULT_VOCABULARY.size
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+
+    def __post_init__(self) -> None:
+        down = self.vae.downsample
+        if self.frame_size % (down * self.dit.patch):
+            raise ValueError(f"frame_size {self.frame_size} must be a multiple of "
+                             f"{down * self.dit.patch} (VAE x{down}, patch {self.dit.patch})")
+        if self.dit.dim % self.dit.heads:
+            raise ValueError(f"dit.dim {self.dit.dim} not divisible by heads {self.dit.heads}")
+        if self.dit.rope_dims % 2 or self.dit.rope_dims > self.dit.head_dim:
+            raise ValueError(f"rope_dims must be even and <= head_dim ({self.dit.head_dim})")
+        if self.audio.lookahead_frames > self.stream.chunk_frames:
+            raise ValueError("audio lookahead may not exceed one chunk")
+        if not 1 <= self.stream.online_steps <= 4:
+            raise ValueError("the Online LPM samples in 1..4 steps")
+        if self.audio.sample_rate % self.stream.fps:
+            raise ValueError("sample_rate must be a multiple of fps")
+
+    # Derived sizes (gpt-fast style: computed, never stored).
+    @property
+    def latent_size(self) -> int:
+        return self.frame_size // self.vae.downsample
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return (self.latent_size // self.dit.patch) ** 2
+
+    @property
+    def tokens_per_chunk(self) -> int:
+        return self.tokens_per_frame * self.stream.chunk_frames
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.audio.sample_rate // self.stream.fps
+
+    @property
+    def mels_per_frame(self) -> int:
+        return self.samples_per_frame // self.audio.hop
+
+    @property
+    def audio_window_frames(self) -> int:
+        return self.audio.history_frames + self.stream.chunk_frames + self.audio.lookahead_frames
+
+    def replace(self, **changes: Any) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _tiny() -> ModelConfig:
+    return ModelConfig()
+
+
+def _small() -> ModelConfig:
+    return ModelConfig(
+        name="small", frame_size=128,
+        vae=VAEConfig(channels=(48, 96, 128), blocks_per_level=1),
+        audio=AudioConfig(dim=192, layers=2),
+        dit=DiTConfig(dim=384, depth=8, heads=6, rope_dims=32),
+        stream=StreamConfig(window_chunks=3, online_steps=3),
+    )
+
+
+def _base() -> ModelConfig:
+    return ModelConfig(
+        name="base", frame_size=256,
+        vae=VAEConfig(latent_channels=8, channels=(64, 128, 256), blocks_per_level=2),
+        audio=AudioConfig(dim=384, layers=4, heads=6),
+        dit=DiTConfig(dim=768, depth=12, heads=12, rope_dims=32),
+        stream=StreamConfig(window_chunks=4, online_steps=4, base_steps=32),
+    )
+
+
+def _lpm_17b() -> ModelConfig:
+    # The paper's Base LPM scale (~17B parameters): a 5120-wide, 30-block DiT.
+    return ModelConfig(
+        name="lpm-17b", frame_size=512,
+        vae=VAEConfig(latent_channels=16, channels=(128, 256, 512), blocks_per_level=2),
+        audio=AudioConfig(dim=1280, layers=8, heads=20),
+        dit=DiTConfig(dim=5120, depth=30, heads=40, rope_dims=64),
+        stream=StreamConfig(window_chunks=6, online_steps=4, base_steps=50),
+    )
+
+
+PRESETS: dict[str, Callable[[], ModelConfig]] = {
+    "tiny": _tiny,
+    "small": _small,
+    "base": _base,
+    "lpm-17b": _lpm_17b,
+}
+
+
+def preset(name: str) -> ModelConfig:
+    try:
+        return PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+# ---------------------------------------------------------------------------------- YAML edge
+def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [convert(v) for v in value]
+        return value
+    return convert(cfg)
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(cls(), name) if name in fields else None
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _from_dict(type(default), value, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            kwargs[name] = tuple(value)
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{where}.{name}: expected a boolean, got {value!r}")
+            kwargs[name] = value
+        elif isinstance(default, (int, float)) and not isinstance(value, (int, float)):
+            raise ValueError(f"{where}.{name}: expected a number, got {value!r}")
+        else:
+            kwargs[name] = type(default)(value) if isinstance(default, (int, float, str)) else value
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> ModelConfig:
+    return _from_dict(ModelConfig, data, "model config")
+
+
+def save_config(cfg: ModelConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def load_config(path: str | Path) -> ModelConfig:
+    return config_from_dict(yaml.safe_load(Path(path).read_text()))

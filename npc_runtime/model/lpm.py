@@ -1,0 +1,140 @@
+"""The LPM: VAE + audio encoder + DiT, and the three ways its attention is wired.
+
+`LPM(cfg, causal=False)` is the Base LPM (bidirectional over a clip); `LPM(cfg, causal=True)` is
+the Online LPM (block-causal over chunks with a window of W past chunks). They share every
+module and weight; only the mask of `velocity` differs, and the stream replaces the mask by the
+paged KV cache (`CachedAttend`), which is equivalent by construction and by test.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from npc_runtime.config import ModelConfig
+from npc_runtime.model.attention import (block_causal_chunk_mask, dense_attention,
+                                         expand_chunk_mask, paged_attention)
+from npc_runtime.model.audio import AudioEncoder
+from npc_runtime.model.dispatch import write_pages_impl
+from npc_runtime.model.dit import LISTEN, SPEAK, ChunkContext, LPMDiT
+from npc_runtime.model.kv_cache import CacheView, PagePool
+from npc_runtime.model.vae import VAE
+
+
+class SinkRecorder:
+    """Attend for identity references: they attend among themselves; their K/V are kept.
+
+    The rotary dims of sink keys are zeroed: references are timeless, so a frame's score
+    against them must not depend on the frame's (rotated) position."""
+
+    def __init__(self, rope_dims: int) -> None:
+        self.rope_dims = rope_dims
+        self.k: dict[int, torch.Tensor] = {}
+        self.v: dict[int, torch.Tensor] = {}
+
+    def __call__(self, layer, q, k, v):
+        k = torch.cat([torch.zeros_like(k[..., :self.rope_dims]), k[..., self.rope_dims:]], -1)
+        self.k[layer], self.v[layer] = k, v
+        return None if q is None else dense_attention(q, k, v)
+
+    def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> k, v (L, B, S, H, D)."""
+        layers = sorted(self.k)
+        return (torch.stack([self.k[i] for i in layers]), torch.stack([self.v[i] for i in layers]))
+
+
+class DenseAttend:
+    """Frames attend to [sink | frames] under a token mask (None = bidirectional)."""
+
+    def __init__(self, sink_k: torch.Tensor, sink_v: torch.Tensor,
+                 mask: torch.Tensor | None) -> None:
+        self.sink_k, self.sink_v, self.mask = sink_k, sink_v, mask
+
+    def __call__(self, layer, q, k, v):
+        if q is None:
+            return None
+        return dense_attention(q, torch.cat([self.sink_k[layer], k], 1),
+                               torch.cat([self.sink_v[layer], v], 1), self.mask)
+
+
+class CachedAttend:
+    """The stream: the current chunk attends to its session's paged cache (sink + window) and
+    itself; with commit=True its K/V are appended to the cache slots of the view."""
+
+    def __init__(self, pool: PagePool, view: CacheView, commit: bool) -> None:
+        self.pool, self.view, self.commit = pool, view, commit
+        self._write = write_pages_impl(pool.k.device)
+
+    def __call__(self, layer, q, k, v):
+        out = None
+        if q is not None:
+            out = paged_attention(q, k, v, self.pool.k[layer], self.pool.v[layer],
+                                  self.view.page_table, self.view.cache_lens)
+        if self.commit:
+            self._write(self.pool.k[layer], self.view.append_slots, k)
+            self._write(self.pool.v[layer], self.view.append_slots, v)
+        return out
+
+
+class LPM(nn.Module):
+    def __init__(self, cfg: ModelConfig, causal: bool = True) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.causal = causal
+        self.vae = VAE(cfg.vae)
+        self.audio = AudioEncoder(cfg)
+        self.dit = LPMDiT(cfg)
+
+    # ------------------------------------------------------------------ conditioning
+    def encode_audio(self, windows: torch.Tensor, channel: int) -> torch.Tensor:
+        """Per-chunk audio windows (B, n_chunks, Sw) -> tokens (B, n_chunks, A, d_audio)."""
+        b, n, s = windows.shape
+        tokens = self.audio(windows.reshape(b * n, s))
+        return self.dit.audio_tokens(tokens.view(b, n, *tokens.shape[1:]), channel)
+
+    def context(self, speak: torch.Tensor, listen: torch.Tensor, emotion: torch.Tensor,
+                positions: torch.Tensor) -> ChunkContext:
+        """speak/listen (B, n_chunks, Sw) windows, emotion (B, F, E), positions (B, F)."""
+        return ChunkContext(emotion=self.dit.embed_emotion(emotion),
+                            speak=self.encode_audio(speak, SPEAK),
+                            listen=self.encode_audio(listen, LISTEN),
+                            positions=positions)
+
+    def encode_identity(self, references: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """References (B, R, 3, H, W) in [-1, 1] -> sink k, v (L, B, R*T, H, D)."""
+        b, r = references.shape[:2]
+        z = self.vae.encode(references.flatten(0, 1))
+        recorder = SinkRecorder(self.cfg.dit.rope_dims)
+        self.dit.encode_references(z.view(b, r, *z.shape[1:]), recorder)
+        return recorder.stacked()
+
+    # ------------------------------------------------------------------ dense (clip) passes
+    def attention_mask(self, n_chunks: int, n_sink: int, device=None) -> torch.Tensor | None:
+        """Token mask over [sink | frames]: None (all) for the Base LPM, block-causal with a
+        window of W past chunks for the Online LPM."""
+        if not self.causal:
+            return None
+        chunks = block_causal_chunk_mask(n_chunks, self.cfg.stream.window_chunks, device)
+        return expand_chunk_mask(chunks, self.cfg.tokens_per_chunk, n_sink)
+
+    def teacher_forcing_mask(self, n_chunks: int, n_sink: int, device=None) -> torch.Tensor:
+        """Mask for the Self-Forcing / CausVid training layout [clean chunks | noisy chunks]:
+        clean chunk j sees clean j-W..j; noisy chunk i sees clean i-W..i-1 and itself.
+        One forward then gives every chunk's velocity given clean context, exactly what the
+        stream computes chunk by chunk through the cache."""
+        w = self.cfg.stream.window_chunks
+        causal = block_causal_chunk_mask(n_chunks, w, device)
+        history = block_causal_chunk_mask(n_chunks, w, device) & ~torch.eye(
+            n_chunks, dtype=torch.bool, device=device)
+        top = torch.cat([causal, torch.zeros_like(causal)], dim=1)
+        bottom = torch.cat([history, torch.eye(n_chunks, dtype=torch.bool, device=device)], 1)
+        return expand_chunk_mask(torch.cat([top, bottom]), self.cfg.tokens_per_chunk, n_sink)
+
+    def velocity(self, z: torch.Tensor, t: torch.Tensor, ctx: ChunkContext,
+                 sink: tuple[torch.Tensor, torch.Tensor],
+                 mask: torch.Tensor | None | str = "auto") -> torch.Tensor:
+        """Whole-clip velocity: z (B, F, c, h, w), t (B, F); mask 'auto' = this model's own."""
+        n_chunks = z.shape[1] // self.cfg.stream.chunk_frames
+        if isinstance(mask, str):
+            mask = self.attention_mask(n_chunks, sink[0].shape[2], z.device)
+        return self.dit(z, t, ctx, DenseAttend(sink[0], sink[1], mask))
