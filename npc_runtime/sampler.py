@@ -17,7 +17,7 @@ def flow_timesteps(steps: int, shift: float = 1.0) -> list[float]:
     """steps + 1 times from 1 to 0; shift > 1 spends more steps at high noise (SD3-style)."""
     if steps < 1:
         raise ValueError(f"need at least one sampling step, got {steps}")
-    ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    ts = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64, device="cpu")
     ts = shift * ts / (1 + (shift - 1) * ts)
     return [float(t) for t in ts]
 

@@ -1,0 +1,104 @@
+from npc_runtime._proto import emotion_pb2 as _emotion_pb2
+from npc_runtime._proto import npc_pb2 as _npc_pb2
+from npc_runtime._proto import perform_pb2 as _perform_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetServerInfoRequest(_message.Message):
+    __slots__ = ("client_protocol_version",)
+    CLIENT_PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    client_protocol_version: int
+    def __init__(self, client_protocol_version: _Optional[int] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "config", "trained", "parameter_count", "fingerprint", "device")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    TRAINED_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    config: str
+    trained: bool
+    parameter_count: int
+    fingerprint: str
+    device: str
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[str] = ..., trained: _Optional[bool] = ..., parameter_count: _Optional[int] = ..., fingerprint: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+
+class FrameSize(_message.Message):
+    __slots__ = ("width", "height")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class Limits(_message.Message):
+    __slots__ = ("max_message_bytes", "min_reference_images", "max_reference_images", "max_image_bytes", "max_image_pixels", "max_sessions", "min_sample_rate", "max_sample_rate", "model_sample_rate", "max_audio_chunk_us", "max_audio_ahead_us", "max_audio_gap_us", "max_transition_s", "max_presets", "max_display_name_chars")
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MIN_REFERENCE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_REFERENCE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_IMAGE_PIXELS_FIELD_NUMBER: _ClassVar[int]
+    MAX_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MODEL_SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_AUDIO_CHUNK_US_FIELD_NUMBER: _ClassVar[int]
+    MAX_AUDIO_AHEAD_US_FIELD_NUMBER: _ClassVar[int]
+    MAX_AUDIO_GAP_US_FIELD_NUMBER: _ClassVar[int]
+    MAX_TRANSITION_S_FIELD_NUMBER: _ClassVar[int]
+    MAX_PRESETS_FIELD_NUMBER: _ClassVar[int]
+    MAX_DISPLAY_NAME_CHARS_FIELD_NUMBER: _ClassVar[int]
+    max_message_bytes: int
+    min_reference_images: int
+    max_reference_images: int
+    max_image_bytes: int
+    max_image_pixels: int
+    max_sessions: int
+    min_sample_rate: int
+    max_sample_rate: int
+    model_sample_rate: int
+    max_audio_chunk_us: int
+    max_audio_ahead_us: int
+    max_audio_gap_us: int
+    max_transition_s: float
+    max_presets: int
+    max_display_name_chars: int
+    def __init__(self, max_message_bytes: _Optional[int] = ..., min_reference_images: _Optional[int] = ..., max_reference_images: _Optional[int] = ..., max_image_bytes: _Optional[int] = ..., max_image_pixels: _Optional[int] = ..., max_sessions: _Optional[int] = ..., min_sample_rate: _Optional[int] = ..., max_sample_rate: _Optional[int] = ..., model_sample_rate: _Optional[int] = ..., max_audio_chunk_us: _Optional[int] = ..., max_audio_ahead_us: _Optional[int] = ..., max_audio_gap_us: _Optional[int] = ..., max_transition_s: _Optional[float] = ..., max_presets: _Optional[int] = ..., max_display_name_chars: _Optional[int] = ...) -> None: ...
+
+class ServerInfo(_message.Message):
+    __slots__ = ("protocol_version", "server_version", "model", "fps", "frame_sizes", "chunk_frames", "texture_formats", "default_texture_format", "emotions", "limits", "latency_us", "active_sessions", "capabilities")
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SERVER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    FPS_FIELD_NUMBER: _ClassVar[int]
+    FRAME_SIZES_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TEXTURE_FORMATS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_TEXTURE_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    EMOTIONS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_US_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITIES_FIELD_NUMBER: _ClassVar[int]
+    protocol_version: int
+    server_version: str
+    model: ModelInfo
+    fps: int
+    frame_sizes: _containers.RepeatedCompositeFieldContainer[FrameSize]
+    chunk_frames: int
+    texture_formats: _containers.RepeatedScalarFieldContainer[_perform_pb2.TextureFormat]
+    default_texture_format: _perform_pb2.TextureFormat
+    emotions: _emotion_pb2.EmotionVocabulary
+    limits: Limits
+    latency_us: int
+    active_sessions: int
+    capabilities: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, protocol_version: _Optional[int] = ..., server_version: _Optional[str] = ..., model: _Optional[_Union[ModelInfo, _Mapping]] = ..., fps: _Optional[int] = ..., frame_sizes: _Optional[_Iterable[_Union[FrameSize, _Mapping]]] = ..., chunk_frames: _Optional[int] = ..., texture_formats: _Optional[_Iterable[_Union[_perform_pb2.TextureFormat, str]]] = ..., default_texture_format: _Optional[_Union[_perform_pb2.TextureFormat, str]] = ..., emotions: _Optional[_Union[_emotion_pb2.EmotionVocabulary, _Mapping]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., latency_us: _Optional[int] = ..., active_sessions: _Optional[int] = ..., capabilities: _Optional[_Iterable[str]] = ...) -> None: ...

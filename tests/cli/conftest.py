@@ -1,0 +1,1 @@
+from tests.server.conftest import model  # noqa: F401  (the shared real model fixture)
