@@ -107,9 +107,7 @@ class LPMBlock(nn.Module):
         b, f, t, d = x.shape
         q, k, v = self.attn.project(modulate(self.norm1(x), shift, scale).reshape(b, f * t, d))
         if rope is not None:
-            r, cos, sin = rope                                   # cos/sin (B, F, half)
-            cos = cos.repeat_interleave(t, 1)[:, :, None]        # (B, F*T, 1, half)
-            sin = sin.repeat_interleave(t, 1)[:, :, None]
+            r, cos, sin = rope                                   # cos/sin (B, F*T, 1, half)
             q, k = r.rotate(q, cos, sin), r.rotate(k, cos, sin)
         return q, k, v
 
@@ -208,8 +206,11 @@ class LPMDiT(nn.Module):
         block's tail and the output head are skipped and None is returned."""
         x = self.embed_frames(z)
         cond = self.t_embed(t) + ctx.emotion                              # (B, F, d)
-        cos, sin = self.rope.angles(ctx.positions)
-        rope = (self.rope, cos, sin)
+        t_tok = x.shape[2]
+        cos, sin = self.rope.angles(ctx.positions)                        # (B, F, half)
+        # Expanded to tokens once per pass, not once per block.
+        rope = (self.rope, cos.repeat_interleave(t_tok, 1)[:, :, None],
+                sin.repeat_interleave(t_tok, 1)[:, :, None])              # (B, F*T, 1, half)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
             audio = ctx.speak if block.channel == SPEAK else ctx.listen

@@ -95,9 +95,13 @@ class LPM(nn.Module):
     def context(self, speak: torch.Tensor, listen: torch.Tensor, emotion: torch.Tensor,
                 positions: torch.Tensor) -> ChunkContext:
         """speak/listen (B, n_chunks, Sw) windows, emotion (B, F, E), positions (B, F)."""
+        b, n, s = speak.shape
+        # One encoder call for both channels (shared weights): half the small-matmul overhead.
+        tokens = self.audio(torch.cat([speak, listen]).reshape(2 * b * n, s))
+        tokens = tokens.view(2, b, n, *tokens.shape[1:])
         return ChunkContext(emotion=self.dit.embed_emotion(emotion),
-                            speak=self.encode_audio(speak, SPEAK),
-                            listen=self.encode_audio(listen, LISTEN),
+                            speak=self.dit.audio_tokens(tokens[0], SPEAK),
+                            listen=self.dit.audio_tokens(tokens[1], LISTEN),
                             positions=positions)
 
     def encode_identity(self, references: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

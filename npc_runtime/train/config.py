@@ -1,0 +1,190 @@
+"""Typed training configs for the three stages, loaded from YAML at the edge.
+
+One `TrainConfig` per run: the stage (`vae`, `base`, `online`), the model (a preset name or a
+model YAML, with optional overrides), the optimiser and schedule, checkpoint cadence, the data
+source and the stage's own options (`VAEOptions`, `BaseOptions`, `OnlineOptions`). Unknown or
+mistyped keys are errors (the same strict reader as the model config). `smoke()` shrinks a
+config to a seconds-long run for tests and `--smoke`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from npc_runtime.config import (AudioConfig, DiTConfig, ModelConfig, StreamConfig, VAEConfig,
+                                _from_dict, config_to_dict, load_config, preset)
+
+STAGES = ("vae", "base", "online")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where training frames come from.
+
+    source 'world': sessions generated on the fly by `generate_session(first_seed + i)`; a
+    rolling pool of `pool_sessions` sessions, one new session entering every `refresh_every`
+    steps (so the batch at step k is a pure function of (seed, k): exact resume for free).
+    source 'shards': sessions read from `shards` (a `world make` directory), same sampling.
+    """
+    source: str = "world"
+    shards: str = ""
+    first_seed: int = 0
+    session_s: float = 8.0
+    pool_sessions: int = 16
+    refresh_every: int = 25
+    eval_sessions: int = 4          # held-out (split='eval') sessions for evaluation
+    eval_seed: int = 10_000_000     # the bench's evaluation seed range starts here
+    eval_frames: int = 64           # frames scored per evaluation
+
+
+@dataclass(frozen=True)
+class VAEOptions:
+    l1: float = 1.0
+    l2: float = 1.0
+    kl: float = 1e-6                # per-element KL weight (SD-VAE scale): latents stay smooth
+    sample_posterior: bool = True
+    scale_frames: int = 256         # frames used to fit `latent_scale` at export
+
+
+@dataclass(frozen=True)
+class BaseOptions:
+    vae_checkpoint: str = "npc_runtime/weights/tiny"   # a checkpoint dir holding a trained VAE
+    clip_chunks: int = 4            # chunks per training clip (bidirectional attention span)
+    max_refs: int = 4               # 1..max_refs references drawn per clip
+    t_logit_mean: float = 0.0       # logit-normal flow-time sampling (SD3)
+    t_logit_std: float = 1.0
+    drop_audio: float = 0.1         # condition dropout (classifier-free guidance)
+    drop_emotion: float = 0.1
+    max_position: int = 4096        # clip start frames drawn in [0, max_position): RoPE coverage
+    eval_steps: int = 0             # Base sampling steps at evaluation (0 = config base_steps)
+
+
+@dataclass(frozen=True)
+class OnlineOptions:
+    base_checkpoint: str = ""       # a `train base` run dir or checkpoint dir (the teacher)
+    clip_chunks: int = 4
+    max_refs: int = 4
+    ode_steps: int = 1000           # phase (a): ODE-pair regression steps, then phase (b)
+    teacher_steps: int = 0          # teacher Euler steps for ODE pairs (0 = config base_steps)
+    guidance: float = 1.0           # teacher CFG scale (1 = off)
+    objective: str = "dmd"          # phase (b): 'dmd' (fake-score critic) or 'sds' (no critic)
+    critic_lr: float = 1e-4
+    critic_steps: int = 1           # critic updates per generator update (DMD2 uses 5)
+    ode_weight_b: float = 0.25      # ODE regression kept as a regulariser in phase (b)
+    dmd_t_min: float = 0.02
+    dmd_t_max: float = 0.98
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: str = "vae"
+    model: str = "tiny"             # a preset name or a path to a model YAML
+    model_overrides: dict = field(default_factory=dict)
+    seed: int = 0
+    steps: int = 10_000
+    batch_size: int = 8
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1       # cosine decay to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    betas: tuple = (0.9, 0.99)
+    threads: int = 1                # torch.set_num_threads (CPU); 0 = torch's default
+    device: str = "auto"            # 'auto' = cuda when available
+    log_every: int = 10
+    eval_every: int = 250
+    ckpt_every_steps: int = 100
+    ckpt_every_minutes: float = 5.0
+    keep_checkpoints: int = 2
+    data: DataConfig = field(default_factory=DataConfig)
+    vae: VAEOptions = field(default_factory=VAEOptions)
+    base: BaseOptions = field(default_factory=BaseOptions)
+    online: OnlineOptions = field(default_factory=OnlineOptions)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.data.source not in ("world", "shards"):
+            raise ValueError(f"data.source must be 'world' or 'shards', got {self.data.source!r}")
+        if self.online.objective not in ("dmd", "sds"):
+            raise ValueError(f"online.objective must be 'dmd' or 'sds'")
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    def model_config(self) -> ModelConfig:
+        base = load_config(self.model) if self.model.endswith((".yaml", ".yml")) else \
+            preset(self.model)
+        if not self.model_overrides:
+            return base
+        merged = _deep_merge(config_to_dict(base), dict(self.model_overrides))
+        from npc_runtime.config import config_from_dict
+        return config_from_dict(merged)
+
+
+def _deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) \
+            else v
+    return out
+
+
+# A micro model with every code path of `tiny`: the smoke runs and tests train this.
+SMOKE_MODEL: dict = config_to_dict(ModelConfig(
+    name="micro", frame_size=32, vae=VAEConfig(channels=(8, 8, 8)),
+    audio=AudioConfig(dim=32, layers=1, heads=2),
+    dit=DiTConfig(dim=64, depth=2, heads=2, rope_dims=16),
+    stream=StreamConfig(window_chunks=2, online_steps=2, base_steps=4)))
+
+
+def smoke(cfg: TrainConfig) -> TrainConfig:
+    """A seconds-long version of `cfg`: micro model, tiny batches, short sessions."""
+    model = dict(SMOKE_MODEL)
+    model.pop("name")
+    return cfg.replace(
+        model="tiny", model_overrides={**model, "name": "micro"}, steps=min(cfg.steps, 6),
+        batch_size=2, warmup_steps=2, log_every=1, eval_every=3, ckpt_every_steps=3,
+        ckpt_every_minutes=60.0,
+        data=dataclasses.replace(cfg.data, source="world", session_s=1.6, pool_sessions=2,
+                                 refresh_every=2, eval_sessions=1, eval_frames=8),
+        vae=dataclasses.replace(cfg.vae, scale_frames=8),
+        base=dataclasses.replace(cfg.base, clip_chunks=2, max_refs=2, max_position=64,
+                                 eval_steps=2),
+        online=dataclasses.replace(cfg.online, clip_chunks=2, max_refs=2, ode_steps=3,
+                                   teacher_steps=3))
+
+
+# ---------------------------------------------------------------------------------- YAML edge
+def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
+    data = dict(data)
+    overrides = data.pop("model_overrides", None) or {}
+    if not isinstance(overrides, dict):
+        raise ValueError("train config.model_overrides: expected a mapping")
+    cfg = _from_dict(TrainConfig, data, "train config")
+    cfg = cfg.replace(model_overrides=overrides, betas=tuple(cfg.betas))
+    cfg.model_config()              # fail early on a bad model name or override
+    return cfg
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    return train_config_from_dict(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def train_config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
+    def convert(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [convert(v) for v in value]
+        return value
+    return convert(cfg)
+
+
+def save_train_config(cfg: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(train_config_to_dict(cfg), sort_keys=False))

@@ -1,0 +1,77 @@
+"""Metric functions on constructed signals: each detects what it claims to."""
+
+import numpy as np
+
+from npc_runtime.bench import metrics as M
+from npc_runtime.world.performance import EXPRESSION_BASIS, EXPRESSION_INDEX, P
+
+
+def test_lip_sync_finds_the_offset():
+    rng = np.random.default_rng(0)
+    ref = np.convolve(rng.random(500), np.ones(3) / 3, mode="same")
+    mouth = np.roll(ref, 2)  # video two frames late
+    speaking = np.ones(500, bool)
+    r = M.lip_sync(mouth, ref, speaking, 25)
+    assert r["lip_sync_offset_frames"] == 2 and r["lip_sync_corr"] > 0.99
+    still = M.lip_sync(np.zeros(500), ref, speaking, 25)
+    assert still["lip_sync_corr"] == 0.0 and still["lip_sync_confidence"] == 0.0
+
+
+def test_decode_emotion_recovers_tags_and_intensity():
+    for row in range(1, EXPRESSION_BASIS.shape[0]):
+        expr = 0.7 * EXPRESSION_BASIS[row, EXPRESSION_INDEX]
+        w = M.decode_emotion(expr[None])[0]
+        assert np.argmax(w[1:]) + 1 == row and abs(w[row] - 0.7) < 1e-6
+
+
+def test_emotion_scores_reward_matching_expression():
+    emotion = np.zeros((250, EXPRESSION_BASIS.shape[0]), np.float32)
+    emotion[:125, 1] = 0.8  # happy
+    emotion[125:, 3] = 0.8  # angry
+    emotion[:, 0] = 0.2
+    perf = np.zeros((250, len(P)), np.float32)
+    perf[:, EXPRESSION_INDEX] = (emotion @ EXPRESSION_BASIS)[:, EXPRESSION_INDEX]
+    good = M.emotion_scores(perf, emotion, 25)
+    assert good["emotion_accuracy"] == 1.0 and good["emotion_intensity_mae"] < 1e-3
+    flat = M.emotion_scores(np.zeros_like(perf), emotion, 25)
+    assert flat["emotion_accuracy"] == 0.0 and flat["emotion_corr"] == 0.0
+
+
+def test_nods_and_blinks_are_counted_by_state():
+    fps, n = 25, 1500
+    t = np.arange(n) / fps
+    perf = np.zeros((n, len(P)), np.float32)
+    listening = (t > 10) & (t < 40)
+    for onset in (12, 18, 25, 33):
+        u = (t - onset) / 0.5
+        perf[:, P["head_pitch"]] += np.where((u > 0) & (u < 1), np.sin(np.pi * u) ** 2, 0) * 0.6
+    for onset in (5, 15, 45, 55):
+        perf[int(onset * fps):int(onset * fps) + 4, P["blink"]] = 1.0
+    c = M.listening_counts(perf, np.zeros(n, bool), listening, fps)
+    assert c["nods_listen"] == 4 and c["nods_silence"] == 0 and c["blinks"] == 4
+
+
+def test_temporal_metrics_see_chunk_jumps_and_flicker():
+    smooth = np.full(99, 0.01)
+    jumpy = smooth.copy()
+    jumpy[3::4] = 0.05  # frame t = 4k is a chunk boundary: d1[t-1]
+    assert M.temporal(smooth, np.zeros(98), 4)["chunk_boundary_ratio"] < 1.01
+    assert M.temporal(jumpy, np.zeros(98), 4)["chunk_boundary_ratio"] > 4
+
+
+def test_identification_and_fpd():
+    refs = np.eye(3) * 5
+    frames = [np.tile(r, (10, 1)) + 0.1 for r in refs]
+    assert M.identification(frames, refs) == [1.0, 1.0, 1.0]
+    swapped = [frames[1], frames[0], frames[2]]
+    assert M.identification(swapped, refs)[0] == 0.0
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 4))
+    assert M.fpd([a], [a]) < 1e-3 < M.fpd([a + 1.0], [a])
+
+
+def test_drift_detects_decay():
+    csim = np.concatenate([np.full(100, 0.9), np.full(100, 0.5)])
+    mean = np.zeros((200, 3))
+    d = M.drift(csim, mean, np.ones(200), np.ones(200), 25)
+    assert abs(d["drift_identity"] - 0.4) < 1e-6 and d["drift_image"] == 0

@@ -1,0 +1,128 @@
+"""LPM-Bench-mini end to end: the ceiling scores near perfect, both floors clearly worse.
+
+Runs the quick suite (three 12-second evaluation cases) with the shipped probes through the
+ground-truth renderer (ceiling), the still reference image and uniform noise (floors).
+"""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from npc_runtime.bench.cases import SUITES, build_suite, load_cases_yaml, world_case
+from npc_runtime.bench.performers import (FolderPerformer, GroundTruthPerformer, NoisePerformer,
+                                          Performer, ReferencePerformer)
+from npc_runtime.bench.probes import Probe
+from npc_runtime.bench.runner import run_performer
+from npc_runtime.cli import main
+from npc_runtime.world.identity import EVAL_IDENTITY_SEEDS
+from npc_runtime.world.lines import EVAL_LINES
+from npc_runtime.world.speech import Voice, speak
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def probe():
+    return Probe.load()
+
+
+@pytest.fixture(scope="module")
+def scores(probe):
+    cases = build_suite("quick")
+    out = {}
+    for performer in (GroundTruthPerformer(), ReferencePerformer(), NoisePerformer()):
+        result, _ = run_performer(performer, cases, probe)
+        out[performer.name] = result["aggregate"]
+    return out
+
+
+def test_suite_is_fixed_and_uses_evaluation_identities():
+    a, b = build_suite("quick"), build_suite("quick")
+    assert [c.name for c in a] == [c.name for c in b]
+    for x, y in zip(a, b):
+        assert np.array_equal(x.gt_perf, y.gt_perf) and np.array_equal(x.speak_audio,
+                                                                        y.speak_audio)
+        assert x.identity.seed in EVAL_IDENTITY_SEEDS
+        assert x.num_frames == SUITES["quick"].duration_s * 25
+    assert len({c.identity.seed for c in a}) == len(a)
+
+
+def test_long_stream_length_is_a_case_parameter():
+    case = world_case(500, 75.0)
+    assert case.num_frames == 75 * 25 and len(case.speak_audio) == 75 * 25 * 640
+
+
+def test_ceiling_is_near_perfect(scores):
+    gt = scores["ground_truth"]
+    assert gt["lip_sync_corr"] > 0.85 and gt["lip_sync_abs_offset_frames"] <= 1
+    assert gt["identity_csim"] > 0.9
+    assert gt["identity_rank1_min_case"] == 1.0  # identities never confused, on any frame
+    assert gt["emotion_accuracy"] > 0.7
+    assert gt["listen_nod_gain_per_min"] > 5
+    assert gt["quiet_mouth_open"] < 0.05
+    assert 0.8 < gt["chunk_boundary_ratio"] < 1.25
+    assert abs(gt["drift_identity"]) < 0.05
+
+
+def test_still_reference_floor_fails_what_it_should(scores):
+    gt, ref = scores["ground_truth"], scores["reference_still"]
+    assert ref["lip_sync_corr"] < gt["lip_sync_corr"] - 0.5
+    assert ref["lip_sync_confidence"] < gt["lip_sync_confidence"] - 0.2
+    assert ref["listen_nod_gain_per_min"] < gt["listen_nod_gain_per_min"] - 5
+    assert ref["blink_rate_per_min"] < gt["blink_rate_per_min"] - 5
+    assert ref["emotion_accuracy"] < gt["emotion_accuracy"] - 0.25
+    assert ref["emotion_corr"] < gt["emotion_corr"] - 0.3
+    assert ref["fpd"] > 3 * gt["fpd"]
+
+
+def test_noise_floor_fails_what_it_should(scores):
+    gt, noise = scores["ground_truth"], scores["noise"]
+    assert noise["lip_sync_corr"] < gt["lip_sync_corr"] - 0.5
+    assert noise["identity_csim"] < gt["identity_csim"] - 0.5
+    assert noise["identity_rank1"] < gt["identity_rank1"] - 0.3
+    assert noise["emotion_accuracy"] < gt["emotion_accuracy"] - 0.25
+    assert noise["listen_nod_gain_per_min"] < gt["listen_nod_gain_per_min"] - 5
+    assert noise["flicker"] > 20 * gt["flicker"]
+    assert noise["fpd"] > 3 * gt["fpd"]
+
+
+def test_shipped_performers_satisfy_the_protocol():
+    for p in (GroundTruthPerformer(), ReferencePerformer(), NoisePerformer()):
+        assert isinstance(p, Performer)
+
+
+def test_folder_of_frames_scores_like_the_performer_that_made_it(tmp_path, probe):
+    case = world_case(1, 4.0)
+    frames = np.concatenate(list(GroundTruthPerformer().perform(case)))
+    np.save(tmp_path / f"{case.name}.npy", frames)
+    direct, _ = run_performer(GroundTruthPerformer(), [case], probe)
+    folder, _ = run_performer(FolderPerformer(tmp_path), [case], probe)
+    for key in ("lip_sync_corr", "identity_csim", "emotion_corr", "flicker"):
+        assert folder["aggregate"][key] == pytest.approx(direct["aggregate"][key])
+
+
+def test_custom_yaml_cases_through_the_cli(tmp_path):
+    line = speak(EVAL_LINES["en"][0], Voice("en-us-nyc+m2"))
+    partner = speak(EVAL_LINES["en"][1], Voice("en-029+f1"))
+    sf.write(tmp_path / "line.wav", line.audio, 16_000)
+    sf.write(tmp_path / "partner.wav", np.concatenate([np.zeros(16_000 * 2, np.float32),
+                                                        partner.audio]), 44_100)  # resampled
+    (tmp_path / "cases.yaml").write_text(yaml.safe_dump({"cases": [{
+        "name": "my-line", "speak": "line.wav", "listen": "partner.wav", "duration_s": 5.0,
+        "identity": {"seed": EVAL_IDENTITY_SEEDS.start + 7},
+        "emotion": [{"start_s": 0.0, "tag": "happy", "intensity": 0.8},
+                    {"start_s": 3.0, "tag": "worried", "intensity": 0.5}]}]}))
+    (case,) = load_cases_yaml(tmp_path / "cases.yaml")
+    assert case.num_frames == 125 and case.speaking.any() and case.gt_perf is None
+    out = tmp_path / "report"
+    assert main(["bench", "quality", "--cases", str(tmp_path / "cases.yaml"), "--out", str(out),
+                 "--performers", "reference_still,noise"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["performers"]) == {"reference_still", "noise"}
+    assert (out / "curves.png").stat().st_size > 10_000
+    video = out / report["performers"]["noise"]["video"]
+    assert video.exists() and video.stat().st_size > 1000
