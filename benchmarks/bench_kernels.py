@@ -117,13 +117,15 @@ def timed(fn: Callable[[], object], device: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def peak_tflops() -> float | None:
+def peak_tflops(device: str) -> float | None:
+    if device != "cuda":
+        return None
     name = torch.cuda.get_device_name()
     return next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
 
 
 # ------------------------------------------------------------------------------------ GPU
-def bench_attention_gpu(w: Workload, repeats: int) -> dict[str, float]:
+def bench_attention(w: Workload, repeats: int) -> dict[str, float]:
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
     from npc_runtime.kernels.paged_attention import paged_attention
@@ -136,8 +138,9 @@ def bench_attention_gpu(w: Workload, repeats: int) -> dict[str, float]:
     b, h, n, _ = q.shape
     all_kept = bool(keep.all())
     mask = None if all_kept else keep[:, None, None, :]          # flash backend needs no mask
-    t_kernel = timed(lambda: paged_attention(*args), "cuda", repeats)
-    t_sdpa = timed(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask), "cuda",
+    device = q.device.type
+    t_kernel = timed(lambda: paged_attention(*args), device, repeats)
+    t_sdpa = timed(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask), device,
                    repeats)
 
     lens, history = w.cache_lens, k.shape[2] - n
@@ -145,56 +148,59 @@ def bench_attention_gpu(w: Workload, repeats: int) -> dict[str, float]:
     def mask_mod(b_idx, h_idx, q_idx, kv_idx):
         return (kv_idx < lens[b_idx]) | (kv_idx >= history)
 
-    block_mask = create_block_mask(mask_mod, b, None, n, k.shape[2], device="cuda")
+    block_mask = create_block_mask(mask_mod, b, None, n, k.shape[2], device=device)
     flex = torch.compile(flex_attention, dynamic=False)
     flex(q, k, v, block_mask=block_mask)                            # compile outside timing
-    t_flex = timed(lambda: flex(q, k, v, block_mask=block_mask), "cuda", repeats)
+    t_flex = timed(lambda: flex(q, k, v, block_mask=block_mask), device, repeats)
     return {"kernel": t_kernel, "sdpa": t_sdpa, "flex": t_flex, "max_err": err,
             "tflops": w.flops / t_kernel / 1e12}
 
 
-def bench_small_kernels_gpu(w: Workload, repeats: int) -> list[str]:
+def bench_small_kernels(w: Workload, repeats: int) -> list[str]:
     from npc_runtime.kernels.adaln import adaln_modulate
     from npc_runtime.kernels.kv_append import kv_append
     b, n, h, d = w.k_new.shape
-    page = w.k_pages.shape[1]
+    page, device = w.k_pages.shape[1], w.q.device
     # Append each session's chunk to fresh pages (the ring slot the commit pass writes).
-    slots = (torch.randperm(w.k_pages.shape[0], device="cuda")[:b * n // page, None] * page
-             + torch.arange(page, device="cuda")).view(b, n)
+    slots = (torch.randperm(w.k_pages.shape[0], device=device)[:b * n // page, None] * page
+             + torch.arange(page, device=device)).view(b, n)
     nbytes = 2 * w.k_new.numel() * w.k_new.element_size()           # read + write
-    t_k = timed(lambda: kv_append(w.k_pages, slots, w.k_new), "cuda", repeats)
-    t_r = timed(lambda: write_pages(w.k_pages, slots, w.k_new), "cuda", repeats)
+    dev = device.type
+    t_k = timed(lambda: kv_append(w.k_pages, slots, w.k_new), dev, repeats)
+    t_r = timed(lambda: write_pages(w.k_pages, slots, w.k_new), dev, repeats)
     lines = [f"    kv_append   {nbytes / t_k / 1e9:8.1f} GB/s  (reference {nbytes / t_r / 1e9:7.1f}"
              f" GB/s, x{t_r / t_k:.2f})"]
     x = w.q.reshape(b, -1, page, h * d)                              # (B, F, T, d) activations
-    mod = torch.randn(b, x.shape[1], 1, 2 * h * d, device="cuda", dtype=x.dtype)
+    mod = torch.randn(b, x.shape[1], 1, 2 * h * d, device=device, dtype=x.dtype)
     shift, scale = mod.chunk(2, -1)
     nbytes = 2 * x.numel() * x.element_size()
-    t_k = timed(lambda: adaln_modulate(x, shift, scale), "cuda", repeats)
-    t_r = timed(lambda: adaln_modulate_reference(x, shift, scale), "cuda", repeats)
+    t_k = timed(lambda: adaln_modulate(x, shift, scale), dev, repeats)
+    t_r = timed(lambda: adaln_modulate_reference(x, shift, scale), dev, repeats)
     lines.append(f"    adaln       {nbytes / t_k / 1e9:8.1f} GB/s  (eager reference "
                  f"{nbytes / t_r / 1e9:7.1f} GB/s, x{t_r / t_k:.2f})")
     return lines
 
 
-def run_gpu(args) -> None:
-    peak = peak_tflops()
-    print(f"device: {torch.cuda.get_device_name()}  torch {torch.__version__}  dtype {args.dtype}"
+def run_kernels(args, device: str) -> None:
+    peak = peak_tflops(device)
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU, Triton interpreter " \
+        "(smoke run of this script: timings mean nothing)"
+    print(f"device: {name}  torch {torch.__version__}  dtype {args.dtype}"
           f"  peak {peak or 'unknown'} TFLOP/s (dense fp16/bf16)")
     print(f"{'config':<8} {'B':>3} {'lens':<7} {'kernel ms':>9} {'SDPA ms':>8} {'ratio':>6} "
           f"{'flex ms':>8} {'ratio':>6} {'TFLOP/s':>8} {'% peak':>7} {'max err':>8}")
     for config in args.configs:
         for batch in args.batches or DEFAULT_BATCHES.get(config, (1, 8)):
             for ragged in (False, True):
-                w = make_workload(config, batch, args.refs, ragged, DTYPES[args.dtype], "cuda")
-                r = bench_attention_gpu(w, args.repeats)
+                w = make_workload(config, batch, args.refs, ragged, DTYPES[args.dtype], device)
+                r = bench_attention(w, args.repeats)
                 share = f"{100 * r['tflops'] / peak:6.1f}%" if peak else "    n/a"
                 print(f"{config:<8} {batch:>3} {'ragged' if ragged else 'full':<7} "
                       f"{r['kernel'] * 1e3:9.3f} {r['sdpa'] * 1e3:8.3f} "
                       f"{r['sdpa'] / r['kernel']:6.2f} {r['flex'] * 1e3:8.3f} "
                       f"{r['flex'] / r['kernel']:6.2f} {r['tflops']:8.1f} {share} "
                       f"{r['max_err']:8.1e}")
-            print("\n".join(bench_small_kernels_gpu(w, args.repeats)))
+            print("\n".join(bench_small_kernels(w, args.repeats)))
 
 
 # ------------------------------------------------------------------------------------ CPU
@@ -233,12 +239,17 @@ def main() -> None:
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bf16")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    parser.add_argument("--kernels-on-cpu", action="store_true",
+                        help="run the GPU table on CPU under TRITON_INTERPRET=1 (set in the "
+                             "environment): checks this script, its timings mean nothing")
     args = parser.parse_args()
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if args.configs is None:
         args.configs = ["tiny", "base", "lpm-17b"] if cuda else ["tiny"]
     if cuda:
-        run_gpu(args)
+        run_kernels(args, "cuda")
+    elif args.kernels_on_cpu:
+        run_kernels(args, "cpu")
     else:
         run_cpu(args)
 

@@ -135,7 +135,7 @@ typedef struct npc_client_config {
   const char* tls_root_certs_pem;/* NULL: system roots */
   const char* client_name;       /* free text for server logs ("unity:Tavern"); may be NULL */
   uint32_t reconnect_min_ms;     /* first retry delay; 0: 100 */
-  uint32_t reconnect_max_ms;     /* retry delay cap (doubles up to it, jittered); 0: 1000 */
+  uint32_t reconnect_max_ms;     /* retry delay cap (doubles up to it, jittered); 0: 500 */
   uint32_t frame_queue_capacity; /* frames held per performer (oldest dropped); 0: 32 */
   uint32_t max_audio_ahead_ms;   /* audio buffered per channel ahead of now; 0: 30000 */
 } npc_client_config;

@@ -83,8 +83,8 @@ def plot_curves(results: dict[str, list[Observation]], path: Path) -> Path:
         ax[1, 0].plot(np.arange(-6, 7), np.mean([m.metrics["lip_sync_corr_by_offset"]
                                                   for m in obs], axis=0), "o-", label=name)
         ax[1, 1].plot(t, o.perf_hat[:, P["head_pitch"]], label=name, alpha=0.8)
-    ax[1, 1].fill_between(t, -1, 1, where=first.listening, color="grey", alpha=0.2,
-                          label="partner speaking")
+    ax[1, 1].fill_between(t, 0, 1, where=first.listening, color="grey", alpha=0.2,
+                          transform=ax[1, 1].get_xaxis_transform(), label="partner speaking")
     titles = [("mouth open (probe) vs ground truth, case 0", "s"),
               ("identity similarity to reference (cases concatenated)", "elapsed s"),
               ("lip-sync correlation by A/V offset", "offset (frames, + = video late)"),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -64,13 +65,17 @@ class _SubprocessRun:
         return self.outcomes.get(key, ("failed", "test did not run in the interpreter subprocess"))
 
     def _run(self) -> dict[tuple[str, str], tuple[str, str]]:
-        report = ROOT / ".pytest_kernels_interpreter.xml"
+        report = Path(tempfile.mkdtemp(prefix="kernels-interpreter-")) / "report.xml"
         env = {**os.environ, "TRITON_INTERPRET": "1"}
-        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        f"--junit-xml={report}", *self.nodeids],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               f"--junit-xml={report}", *self.nodeids],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
         outcomes = {}
         try:
+            if not report.exists():            # pytest itself failed: show why, for every test
+                detail = (proc.stdout + proc.stderr)[-4000:]
+                return {(Path(n.split("::")[0]).stem, n.split("::")[-1]): ("failed", detail)
+                        for n in self.nodeids}
             for case in ET.parse(report).iter("testcase"):
                 key = (case.get("classname", "").split(".")[-1], case.get("name", ""))
                 bad = case.find("failure") if case.find("failure") is not None \
@@ -84,6 +89,7 @@ class _SubprocessRun:
                     outcomes[key] = ("passed", "")
         finally:
             report.unlink(missing_ok=True)
+            report.parent.rmdir()
         return outcomes
 
 

@@ -108,6 +108,8 @@ def test_cache_manager_windows_wrapped_many_times(appends, seed):
     sinks = [1, 2, 0, 1]
     ids = [10, 11, 12]
     manager.add_session(99, 2)                                 # closed below: stale pages
+    stale = torch.randn(2, 1, 8, 2, 32, generator=gen).to(DEVICE, dtype)
+    manager.write_sink(99, stale[0], stale[1])
     for sid, n_sink in zip(ids, sinks):
         manager.add_session(sid, n_sink)
     manager.remove_session(99)

@@ -1,0 +1,97 @@
+"""`npc-runtime train vae|base|online|ship`: the three training stages and shipping a checkpoint.
+
+    npc-runtime train vae    --config configs/train/vae_tiny.yaml    --out runs/vae_tiny
+    npc-runtime train base   --config configs/train/base_tiny.yaml   --out runs/base_tiny
+    npc-runtime train online --config configs/train/online_tiny.yaml --out runs/online_tiny
+    npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
+    npc-runtime train ship runs/vae_tiny/export          # -> npc_runtime/weights/tiny
+
+Add `--resume` to continue from the run's latest checkpoint (exactly: same weights as an
+uninterrupted run), `--smoke` for a seconds-long micro run. Multi-process:
+`torchrun --nproc_per_node N -m npc_runtime.cli train base ...` (DDP; gloo on CPU, NCCL on GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+SHIP_DIR = Path(__file__).resolve().parents[1] / "weights" / "tiny"
+
+
+def _train(args: argparse.Namespace) -> int:
+    from npc_runtime.train import TrainConfig, load_train_config, smoke, stage_class
+    from npc_runtime.train.loop import train
+
+    cfg = load_train_config(args.config) if args.config else TrainConfig(stage=args.stage)
+    if cfg.stage != args.stage:
+        raise SystemExit(f"{args.config} is a {cfg.stage!r} config, not {args.stage!r}")
+    if args.smoke:
+        cfg = smoke(cfg)
+    changes = {k: v for k, v in (("steps", args.steps), ("threads", args.threads),
+                                 ("device", args.device)) if v is not None}
+    if changes:
+        cfg = cfg.replace(**changes)
+    summary = train(cfg, args.out, stage_class(args.stage), resume=args.resume,
+                    progress=not args.no_progress)
+    log.info("%s", json.dumps({k: v for k, v in summary.items() if k != "last"}, default=str))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Export a run's latest checkpoint (e.g. a VAE good enough to ship before its last step)."""
+    from npc_runtime.train import load_train_config, stage_class
+    from npc_runtime.train.loop import export_latest
+
+    run = Path(args.run)
+    cfg = load_train_config(run / "train.yaml")
+    info = export_latest(cfg, run, stage_class(cfg.stage), Path(args.dest or run / "export"))
+    log.info("%s", json.dumps(info, default=str))
+    return 0
+
+
+def _ship(args: argparse.Namespace) -> int:
+    """Copy an export (model.safetensors + model.yaml) into the package, after checking it."""
+    from npc_runtime.checkpoint import read_meta
+    from npc_runtime.pipeline import PerformanceModel
+
+    src, dest = Path(args.export), Path(args.dest)
+    cfg, trained, info = read_meta(src)
+    PerformanceModel.from_checkpoint(src)          # loads and validates every tensor
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("model.safetensors", "model.yaml"):
+        shutil.copyfile(src / name, dest / name)
+    size = (dest / "model.safetensors").stat().st_size / 2**20
+    log.info("shipped %s (%s, trained=%s, %.1f MiB) -> %s; info: %s", src, cfg.name, trained,
+             size, dest, json.dumps(info))
+    return 0
+
+
+def register(subparsers) -> None:
+    train = subparsers.add_parser("train", help="train VAE / Base LPM / Online LPM; ship")
+    sub = train.add_subparsers(dest="train_command", required=True)
+    for stage, text in (("vae", "stage 1: the VAE on world renders"),
+                        ("base", "stage 2: the bidirectional Base LPM (flow matching)"),
+                        ("online", "stage 3: distil the causal few-step Online LPM")):
+        p = sub.add_parser(stage, help=text)
+        p.add_argument("--config", help="train config YAML (configs/train/*.yaml)")
+        p.add_argument("--out", required=True, help="run directory (checkpoints, logs, export)")
+        p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+        p.add_argument("--smoke", action="store_true", help="micro model, a few steps (seconds)")
+        p.add_argument("--steps", type=int, help="override the config's total steps")
+        p.add_argument("--threads", type=int, help="override torch CPU threads (0 = default)")
+        p.add_argument("--device", help="override device (auto, cpu, cuda)")
+        p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+        p.set_defaults(func=_train, stage=stage)
+    export = sub.add_parser("export", help="export a run's latest checkpoint (mid-run)")
+    export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
+    export.add_argument("--dest", help="default: RUN/export")
+    export.set_defaults(func=_export)
+    ship = sub.add_parser("ship", help="copy an export into the package as the default model")
+    ship.add_argument("export", help="an export directory (model.safetensors + model.yaml)")
+    ship.add_argument("--dest", default=str(SHIP_DIR), help="default: npc_runtime/weights/tiny")
+    ship.set_defaults(func=_ship)

@@ -1,0 +1,134 @@
+"""Stage 2: the Base LPM, a bidirectional clip model trained by flow matching.
+
+Per step: clips of `clip_chunks` chunks from world sessions -> frozen VAE latents x0; one flow
+time per clip (logit-normal), x_t = (1 - t) x0 + t noise; the LPM predicts v = noise - x0 from
+x_t, its 1..4 reference images (the identity sink), the SPEAK/LISTEN audio windows of each
+chunk and the per-frame emotion; MSE on v. Audio and emotion are dropped independently with
+small probabilities so the model also learns the unconditional velocity (optional CFG).
+
+The audio encoder and the DiT train; the VAE comes frozen from stage 1 (`vae_checkpoint`).
+Evaluation: the flow loss on held-out (eval-split) clips at fixed times, and a strip of frames
+sampled with the Base LPM's full step count next to the ground truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from npc_runtime.checkpoint import save_checkpoint
+from npc_runtime.model.lpm import LPM
+from npc_runtime.sampler import flow_timesteps
+from npc_runtime.train.data import Clip, SessionSource, clip_batch, to_uint8
+from npc_runtime.train.flow import (Conditioning, ConditionedVelocity, encode_latents, freeze,
+                                    guided, interpolate, load_lpm, sample_clip, sample_t)
+from npc_runtime.train.loop import Run, Stage
+from npc_runtime.train.visuals import save_grid
+
+log = logging.getLogger(__name__)
+EVAL_TIMES = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def eval_clips(run: Run, n_chunks: int, max_refs: int, count: int = 2) -> Clip:
+    """Fixed held-out clips (split='eval' sessions), the same at every evaluation."""
+    src = SessionSource(run.cfg.data, run.model_cfg.frame_size, "eval",
+                        cache_size=run.cfg.data.eval_sessions)
+    sessions = [src[i % run.cfg.data.eval_sessions] for i in range(count)]
+    return clip_batch(run.model_cfg, sessions, np.random.default_rng(1234), n_chunks,
+                      max_refs, max_position=run.cfg.base.max_position)
+
+
+def load_vae_into(lpm: LPM, checkpoint: str | Path) -> dict:
+    """Copy the (trained) VAE of a checkpoint into `lpm`; -> that checkpoint's info."""
+    donor, info = load_lpm(checkpoint, causal=False)
+    if donor.cfg.vae != lpm.cfg.vae or donor.cfg.frame_size != lpm.cfg.frame_size:
+        raise ValueError(f"{checkpoint}: its VAE config differs from the model being trained")
+    lpm.vae.load_state_dict(donor.vae.state_dict())
+    if info.get("vae") != "trained":
+        log.warning("%s: info does not say its VAE is trained (%s)", checkpoint, info)
+    return info
+
+
+class BaseStage(Stage):
+    def __init__(self, run: Run) -> None:
+        super().__init__(run)
+        o, mc = run.cfg.base, run.model_cfg
+        torch.manual_seed(run.cfg.seed)
+        self.lpm = LPM(mc, causal=False)
+        self.vae_info = load_vae_into(self.lpm, o.vae_checkpoint) if o.vae_checkpoint else {}
+        freeze(self.lpm.vae)
+        self.lpm.to(run.device)
+        self.net = run.dist.wrap(ConditionedVelocity(self.lpm))
+        self.modules["lpm"] = self.lpm
+        self.optimizers["lpm"] = self.optimizer(self.lpm.parameters())
+        self._eval = eval_clips(run, o.clip_chunks, o.max_refs).to(run.device) \
+            if run.dist.main else None
+
+    def train_step(self, step: int) -> dict[str, float]:
+        run, o = self.run, self.run.cfg.base
+        self.lpm.train()
+        self.lpm.vae.eval()
+        clip = run.sampler.clips(step, run.dist.rank, run.cfg.batch_size, o.clip_chunks,
+                                 o.max_refs).to(run.device)
+        x0 = encode_latents(self.lpm.vae, clip.frames)                    # (B, F, c, h, w)
+        b, f = x0.shape[:2]
+        noise = run.randn(x0.shape, step, salt=1)
+        t = sample_t(run.generator(step, 2), b, o.t_logit_mean, o.t_logit_std).to(run.device)
+        t = t[:, None].expand(b, f)
+        keep = run.rand((2, b), step, salt=3)
+        keep_audio, keep_emotion = keep[0] >= o.drop_audio, keep[1] >= o.drop_emotion
+        v = self.net(clip, interpolate(x0, noise, t), t, keep_audio, keep_emotion)
+        loss = F.mse_loss(v, noise - x0)
+        grad = self.apply("lpm", loss, self.lpm.parameters())
+        return {"loss": float(loss.detach()), "grad_norm": grad}
+
+    @torch.no_grad()
+    def validation_loss(self, clip: Clip) -> float:
+        """Flow loss averaged over EVAL_TIMES with fixed noise: comparable across runs."""
+        self.lpm.eval()
+        x0 = encode_latents(self.lpm.vae, clip.frames)
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(7)).to(x0.device)
+        cond = Conditioning(self.lpm, clip)
+        losses = []
+        for t in EVAL_TIMES:
+            tt = torch.full(x0.shape[:2], t, device=x0.device)
+            v = self.lpm.velocity(interpolate(x0, noise, tt), tt, cond.ctx, cond.sink)
+            losses.append(F.mse_loss(v, noise - x0).item())
+        return float(np.mean(losses))
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> dict[str, float]:
+        clip = self._eval
+        out = {"val_loss": self.validation_loss(clip)}
+        one = Clip(clip.frames[:1], clip.references[:1], clip.speak[:1], clip.listen[:1],
+                   clip.emotion[:1], clip.positions[:1], clip.session_seeds[:1],
+                   clip.start_frames[:1])
+        steps = self.run.cfg.base.eval_steps or self.run.model_cfg.stream.base_steps
+        x0 = encode_latents(self.lpm.vae, one.frames)
+        noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(11)).to(x0.device)
+        z, _ = sample_clip(guided(self.lpm, Conditioning(self.lpm, one), None, 1.0), noise,
+                           flow_timesteps(steps, self.run.model_cfg.stream.timestep_shift))
+        gen = to_uint8(self.lpm.vae.decode(z[0]))
+        truth = to_uint8(one.frames[0])
+        out["sample_latent_mse"] = float(F.mse_loss(z, x0))
+        save_grid([truth, gen], self.run.out / "samples" / f"base-{step:07d}.png")
+        return out
+
+    def export(self, directory: Path) -> dict[str, Any]:
+        run = self.run
+        info = {"stage": "base", "causal": False,
+                "vae": "trained" if self.vae_info.get("vae") == "trained" else "untrained",
+                "vae_psnr_db": self.vae_info.get("psnr_db"),
+                "audio": f"trained (Base LPM flow matching, {run.cfg.steps} steps)",
+                "dit": f"trained as the bidirectional Base LPM ({run.cfg.steps} steps, batch "
+                       f"{run.cfg.batch_size} x {run.cfg.base.clip_chunks} chunks); not distilled "
+                       "for streaming",
+                "val_loss": (run.history[-1].get("eval_val_loss") if run.history else None),
+                "recipe": "npc-runtime train base"}
+        save_checkpoint(directory, self.lpm, run.model_cfg, trained=False, info=info)
+        return info

@@ -1,0 +1,137 @@
+"""Stage 1: the VAE, trained on world renders; reports PSNR on held-out (eval-split) renders.
+
+Loss: L1 + L2 reconstruction + a small per-element KL (the SD-VAE recipe without its
+perceptual and adversarial terms: no pretrained perceptual network (LPIPS/VGG) can be fetched
+offline, and a GAN term is not worth its cost on flat-shaded renders). After training,
+`latent_scale` is fitted so that the encoder's latents have unit standard deviation, which is
+what the flow model's unit-variance noise assumes.
+
+Export: a full `LPM` checkpoint (what the pipeline loads) whose VAE is trained and whose audio
+encoder and DiT are the seeded random initialisation; `trained: false`, and `info` says which
+parts are trained.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from npc_runtime.checkpoint import save_checkpoint
+from npc_runtime.model.lpm import LPM
+from npc_runtime.model.vae import VAE
+from npc_runtime.train.data import eval_frames, to_uint8, to_unit
+from npc_runtime.train.loop import Run, Stage
+from npc_runtime.train.visuals import save_grid
+
+log = logging.getLogger(__name__)
+
+
+class Reconstruction(nn.Module):
+    """VAE forward for training: x -> (reconstruction, mean, logvar)."""
+
+    def __init__(self, vae: VAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor | None = None):
+        mean, logvar = self.vae.encoder(x)
+        z = mean if eps is None else mean + eps * (0.5 * logvar).exp()
+        return self.vae.decoder(z.contiguous(memory_format=torch.channels_last)), mean, logvar
+
+
+def vae_loss(recon: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
+             l1: float, l2: float, kl: float) -> tuple[torch.Tensor, dict[str, float]]:
+    err = recon - x
+    rec_l1, rec_l2 = err.abs().mean(), err.square().mean()
+    kl_term = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
+    loss = l1 * rec_l1 + l2 * rec_l2 + kl * kl_term
+    logs = {"loss": loss, "l1": rec_l1, "l2": rec_l2, "kl": kl_term}
+    return loss, {k: float(v.detach()) for k, v in logs.items()}
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-image PSNR (dB) of uint8 images (N, H, W, 3)."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(len(a), -1).mean(1)
+    return 10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-10))
+
+
+@torch.no_grad()
+def reconstruct(vae: VAE, frames: np.ndarray, batch: int = 16) -> np.ndarray:
+    """uint8 frames -> uint8 reconstructions through encode (mean) and decode."""
+    out = []
+    device = next(vae.parameters()).device
+    for i in range(0, len(frames), batch):
+        x = to_unit(frames[i:i + batch]).to(device)
+        out.append(to_uint8(vae.decode(vae.encode(x))))
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def fit_latent_scale(vae: VAE, frames: torch.Tensor, batch: int = 16) -> float:
+    """1 / std of the (unscaled) latent means over `frames` (N, 3, H, W)."""
+    device = next(vae.parameters()).device
+    zs = [vae.encoder(frames[i:i + batch].to(device))[0] for i in range(0, len(frames), batch)]
+    return float(1.0 / torch.cat(zs).float().std().clamp_min(1e-6))
+
+
+class VAEStage(Stage):
+    def __init__(self, run: Run) -> None:
+        super().__init__(run)
+        mc = run.model_cfg
+        torch.manual_seed(run.cfg.seed)
+        self.vae = VAE(mc.vae).to(run.device).to(memory_format=torch.channels_last)
+        self.net = run.dist.wrap(Reconstruction(self.vae))
+        self.modules["vae"] = self.vae
+        self.optimizers["vae"] = self.optimizer(self.vae.parameters())
+        self._eval = eval_frames(run.cfg.data, mc.frame_size) if run.dist.main else None
+
+    def train_step(self, step: int) -> dict[str, float]:
+        run, o = self.run, self.run.cfg.vae
+        x = run.sampler.frames(step, run.dist.rank, run.cfg.batch_size).to(run.device)
+        x = x.contiguous(memory_format=torch.channels_last)
+        self.vae.train()
+        shape = (x.shape[0], self.vae.cfg.latent_channels, x.shape[2] // self.vae.cfg.downsample,
+                 x.shape[3] // self.vae.cfg.downsample)
+        eps = run.randn(shape, step, salt=1) if o.sample_posterior else None
+        recon, mean, logvar = self.net(x, eps)
+        loss, logs = vae_loss(recon, x, mean, logvar, o.l1, o.l2, o.kl)
+        logs["grad_norm"] = self.apply("vae", loss, self.vae.parameters())
+        return logs
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        self.vae.eval()
+        rec = reconstruct(self.vae, self._eval)
+        p = psnr(rec, self._eval)
+        n = min(8, len(rec))
+        save_grid([self._eval[:n], rec[:n]], self.run.out / "samples" / f"vae-{step:07d}.png")
+        return {"psnr_db": float(p.mean()), "psnr_db_min": float(p.min())}
+
+    def export(self, directory: Path) -> dict[str, Any]:
+        run, mc = self.run, self.run.model_cfg
+        self.vae.eval()
+        # Frames from the final pool, drawn by a rank id that never trains (so not a training batch).
+        fit = run.sampler.frames(run.cfg.steps, 10**6, run.cfg.vae.scale_frames)
+        scale = fit_latent_scale(self.vae, fit)
+        self.vae.latent_scale.fill_(scale)
+        metrics = self.evaluate(run.cfg.steps)
+        torch.manual_seed(0)                # the same random DiT/audio as an untrained default
+        lpm = LPM(mc, causal=True)
+        lpm.vae.load_state_dict(self.vae.state_dict())
+        info = {"vae": "trained", "audio": "untrained (random init, seed 0)",
+                "dit": "untrained (random init, seed 0)", "stage": "vae",
+                "vae_steps": run.cfg.steps, "vae_batch": run.cfg.batch_size,
+                "psnr_db": round(metrics["psnr_db"], 2),
+                "psnr_db_min": round(metrics["psnr_db_min"], 2),
+                "psnr_eval": f"{len(self._eval)} held-out frames (split=eval, seeds "
+                             f"{run.cfg.data.eval_seed}+)",
+                "latent_scale": round(scale, 5), "recipe": "npc-runtime train vae"}
+        save_checkpoint(directory, lpm, mc, trained=False, info=info)
+        log.info("VAE export %s: PSNR %.2f dB, latent_scale %.4f", directory,
+                 metrics["psnr_db"], scale)
+        return info
