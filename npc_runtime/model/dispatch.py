@@ -27,3 +27,12 @@ def write_pages_impl(device: torch.device) -> Callable[..., None]:
         return kernel
     from npc_runtime.model.attention import write_pages
     return write_pages
+
+
+def adaln_modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
+                   eps: float = 1e-6) -> torch.Tensor:
+    """LayerNorm (no affine) then x * (1 + scale) + shift: fused kernel on CUDA, else eager."""
+    if use_triton(x.device):
+        from npc_runtime.kernels.adaln import adaln_modulate as kernel
+        return kernel(x, shift, scale, eps=eps)
+    return torch.nn.functional.layer_norm(x, (x.shape[-1],), eps=eps) * (1 + scale) + shift

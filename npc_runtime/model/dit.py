@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from npc_runtime.config import ModelConfig
-from npc_runtime.model.layers import EmotionEmbedder, TemporalRoPE, TimestepEmbedder, modulate
+from npc_runtime.model.dispatch import adaln_modulate
+from npc_runtime.model.layers import EmotionEmbedder, TemporalRoPE, TimestepEmbedder
 
 SPEAK, LISTEN = 0, 1
 
@@ -89,10 +90,8 @@ class LPMBlock(nn.Module):
         d = cfg.dit.dim
         self.index = index
         self.channel = SPEAK if index % 2 == 0 else LISTEN
-        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.attn = SelfAttention(d, cfg.dit.heads, cfg.dit.qk_norm)
         self.cross = CrossAttention(d, cfg.audio.dim, cfg.dit.heads)
-        self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         hidden = int(d * cfg.dit.mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"),
                                  nn.Linear(hidden, d))
@@ -105,7 +104,7 @@ class LPMBlock(nn.Module):
     def qkv(self, x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor,
             rope: tuple[TemporalRoPE, torch.Tensor, torch.Tensor] | None):
         b, f, t, d = x.shape
-        q, k, v = self.attn.project(modulate(self.norm1(x), shift, scale).reshape(b, f * t, d))
+        q, k, v = self.attn.project(adaln_modulate(x, shift, scale).reshape(b, f * t, d))
         if rope is not None:
             r, cos, sin = rope                                   # cos/sin (B, F*T, 1, half)
             q, k = r.rotate(q, cos, sin), r.rotate(k, cos, sin)
@@ -127,7 +126,7 @@ class LPMBlock(nn.Module):
             n_chunks = audio.shape[1]
             per_chunk = x.reshape(b * n_chunks, (f // n_chunks) * t, d)
             x = x + self.cross(per_chunk, audio.flatten(0, 1)).view(b, f, t, d)
-        return x + g2 * self.mlp(modulate(self.norm2(x), sh2, sc2))
+        return x + g2 * self.mlp(adaln_modulate(x, sh2, sc2))
 
 
 class LPMDiT(nn.Module):
@@ -144,7 +143,6 @@ class LPMDiT(nn.Module):
         self.channel_embed = nn.Parameter(torch.randn(2, cfg.audio.dim) * 0.02)
         self.blocks = nn.ModuleList(LPMBlock(cfg, i) for i in range(cfg.dit.depth))
         self.rope = TemporalRoPE(cfg.dit.rope_dims, cfg.dit.rope_period)
-        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.final_mod = nn.Linear(d, 2 * d)
         self.final_out = nn.Linear(d, p * p * c)
         self._init_weights()
@@ -218,4 +216,4 @@ class LPMDiT(nn.Module):
         if not output:
             return None
         shift, scale = self.final_mod(F.silu(cond)).unsqueeze(2).chunk(2, dim=-1)
-        return self.unpatchify(self.final_out(modulate(self.final_norm(x), shift, scale)))
+        return self.unpatchify(self.final_out(adaln_modulate(x, shift, scale)))

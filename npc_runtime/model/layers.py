@@ -1,4 +1,6 @@
-"""Small building blocks of the LPM DiT: conditioning embedders, AdaLN modulation, temporal RoPE.
+"""Small building blocks of the LPM DiT: conditioning embedders and temporal RoPE.
+
+(AdaLN norm + modulation lives in `model.dispatch.adaln_modulate`: fused kernel on CUDA.)
 
 Conditioning is per *frame*: every frame carries its own flow time t and emotion weights, so one
 layout serves the Base LPM (one t for the whole clip), diffusion-forcing training (t per chunk)
@@ -42,10 +44,6 @@ class EmotionEmbedder(nn.Module):
 
     def forward(self, weights: torch.Tensor) -> torch.Tensor:
         return self.mlp(weights)
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
 
 
 class TemporalRoPE(nn.Module):
