@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from npc_runtime.kernels.adaln import (adaln_modulate, adaln_modulate_reference,
                                        gated_residual_adaln, gated_residual_adaln_reference)
-from npc_runtime.model.layers import modulate
+from npc_runtime.model import dispatch as model_dispatch
 
 from .tolerances import DEVICE, DTYPES, INTERPRETED, tolerance
 
@@ -45,14 +45,17 @@ def test_matches_reference(b, f, t, d, per_token, residual, seed, dtype):
     torch.testing.assert_close(out.float(), want, **tolerance(dtype))
 
 
-def test_reference_is_the_models_math():
-    """The reference is exactly what LPMBlock does: nn.LayerNorm(eps=1e-6, no affine) + modulate."""
+def test_reference_is_the_models_math(monkeypatch):
+    """The reference is exactly what LPMBlock runs on CPU (the model's dispatch, reference mode):
+    nn.LayerNorm(eps=1e-6, no affine), then x * (1 + scale) + shift."""
+    monkeypatch.setenv("NPC_RUNTIME_KERNELS", "reference")
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, 5, 48, generator=gen)
     shift, scale, _ = modulations(2, 3, 1, 48, gen, torch.float32)
     norm = torch.nn.LayerNorm(48, elementwise_affine=False, eps=1e-6)
-    assert torch.equal(adaln_modulate_reference(x.to(DEVICE), shift, scale),
-                       modulate(norm(x), shift.cpu(), scale.cpu()).to(DEVICE))
+    model_path = model_dispatch.adaln_modulate(x, shift.cpu(), scale.cpu())
+    assert torch.equal(model_path, norm(x) * (1 + scale.cpu()) + shift.cpu())
+    assert torch.equal(adaln_modulate_reference(x.to(DEVICE), shift, scale), model_path.to(DEVICE))
 
 
 def test_wrapper_rejects_bad_inputs():
