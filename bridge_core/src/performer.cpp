@@ -220,8 +220,14 @@ grpc::Status PerformerCore::RunStream(bool reconnect, bool* got_frames) {
     *start->mutable_initial_emotion() = EmotionAt(s.open_us);
     if (start->initial_emotion().value_case() == pb::Emotion::VALUE_NOT_SET)
       start->clear_initial_emotion();  // the NPC's default emotion
-    s.rw = client_->stub->Perform(&s.ctx);
+  }
+  // Outside the lock: opening the call waits for its initial metadata to be sent, and engine
+  // calls must never wait on the network.
+  s.rw = client_->stub->Perform(&s.ctx);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
     live_ = &s;
+    if (closed_) s.ctx.TryCancel();  // Destroy ran while the call was opening
   }
   std::thread reader;
   if (s.rw->Write(start_req)) reader = std::thread([this, &s] { ReadLoop(&s); });
@@ -599,6 +605,7 @@ Status PerformerCore::PushAudio(npc_channel channel, const float* samples, size_
     cs.run_start_us = start;
     cs.run_out = 0;
   }
+  Prune();  // also while reconnecting (no writer tick then): an outage must not grow the log
   std::vector<float> wire;
   wire.reserve(count * kWireRate / rate + 64);
   cs.resampler->Push(samples, count, &wire);
@@ -650,6 +657,7 @@ Status PerformerCore::SetEmotion(pb::Emotion emotion, float transition_s, int64_
   });
   if (pending >= kMaxPendingCues)
     return Status::Error(NPC_ERR_BUFFER_FULL, "too many future emotion cues / lines queued");
+  Prune();
   OutItem item;
   item.kind = OutItem::kEmotion;
   item.seq = next_seq_++;
@@ -678,6 +686,7 @@ Status PerformerCore::MarkLine(const std::string& id, int64_t start, int64_t end
     return Status::Error(NPC_ERR_INVALID_ARGUMENT, "end_pts_us must be after start_pts_us");
   if (start < last_line_start_)
     return Status::Error(NPC_ERR_INVALID_ARGUMENT, "line start goes backwards");
+  Prune();
   OutItem item;
   item.kind = OutItem::kLine;
   item.seq = next_seq_++;

@@ -5,6 +5,7 @@
 //   npc_bridge_test reconnect --target H:P --speak a.wav --image face.png
 //       prints "KILL_ME" when streaming; expects "RESTARTED" on stdin once the sidecar is back
 //   npc_bridge_test baduse    --target H:P --image face.png --dead-target H:P2
+//   npc_bridge_test idle      --target H:P --speak a.wav --image face.png   (max_audio_gap_s: 2)
 //
 // Each mode checks what an engine developer would notice, prints one "RESULT {json}" line for
 // the Python side, and exits non-zero with the reason on the first failed check.
@@ -409,6 +410,47 @@ int Reconnect() {
   return 0;
 }
 
+// ---- idle: a line after a long silence is still accepted ------------------------------------------
+// Run against a sidecar whose max_audio_gap_s is 2: after 5 s without audio, a line pushed "now"
+// lies more than the gap after the channel's last audio. The bridge's keep-alive silence must
+// have kept the channel within the gap, or the server ends the stream with INVALID_ARGUMENT.
+
+int Idle() {
+  auto client = Connect(Arg("target"));
+  const std::string id = RegisterFace(*client, "bridge_idle_npc");
+  npc::PerformerOptions po;
+  po.npc_id = id;
+  std::shared_ptr<npc::Performer> perf;
+  CheckOk(client->CreatePerformer(po, &perf), "CreatePerformer");
+  CheckOk(perf->WaitStreaming(60000), "WaitStreaming");
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  const Wav speak = ReadWav(Arg("speak"));
+  const int64_t t0 = perf->TimelineUs();
+  CheckOk(perf->PushAudioPcm16(NPC_CHANNEL_SPEAK, speak.samples.data(), speak.samples.size(), speak.rate),
+          "push after silence");
+  int speaking = 0, frames = 0;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (Clock::now() < deadline) {
+    npc::Frame f;
+    if (perf->PopFrame(NPC_CLOCK_OLDEST, &f).ok() && f.info.pts_us >= t0) {
+      ++frames;
+      speaking += f.info.speaking;
+      if (f.info.pts_us > t0 + static_cast<int64_t>(speak.seconds() * 1e6)) break;
+    }
+    npc_performer_status st{};
+    st.struct_size = sizeof(st);
+    perf->GetStatus(&st);
+    CHECK(st.state == NPC_PERFORMER_STREAMING, "stream ended: state " << st.state << " error "
+                                                   << npc_result_name(st.error));
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(speaking > 10, "the line after the silence was not rendered: speaking " << speaking << "/" << frames);
+  perf->Destroy();
+  client->Shutdown();
+  std::cout << "RESULT {\"speaking_after_idle\": " << speaking << ", \"frames\": " << frames << "}" << std::endl;
+  return 0;
+}
+
 // ---- bad use, through the C ABI as an engine script would call it -------------------------------
 
 int BadUse() {
@@ -573,6 +615,7 @@ int main(int argc, char** argv) {
   if (mode == "flow") return Flow();
   if (mode == "reconnect") return Reconnect();
   if (mode == "baduse") return BadUse();
+  if (mode == "idle") return Idle();
   if (mode == "leak-canary") {
     // Leaks on purpose: the harness checks that a sanitizer build reports it, which proves that
     // a clean sanitizer run of the other modes means something.

@@ -71,6 +71,11 @@ class NpcRuntimeStub:
                 request_serializer=npc__runtime_dot_v1_dot_perform__pb2.PerformRequest.SerializeToString,
                 response_deserializer=npc__runtime_dot_v1_dot_perform__pb2.PerformResponse.FromString,
                 _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/npc_runtime.v1.NpcRuntime/GetStats',
+                request_serializer=npc__runtime_dot_v1_dot_runtime__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=npc__runtime_dot_v1_dot_runtime__pb2.ServerStats.FromString,
+                _registered_method=True)
 
 
 class NpcRuntimeServicer:
@@ -115,7 +120,19 @@ class NpcRuntimeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Perform(self, request_iterator, context):
-        """One live performance of one NPC (see perform.proto).
+        """One live performance of one NPC (see perform.proto). Optional call metadata
+        `npc-priority: hero | normal | background` sets the stream's scheduling priority: under
+        overload heroes keep full quality, background streams are the first to lose frame rate
+        (docs/scaling.md). A stream beyond the measured capacity is RESOURCE_EXHAUSTED, with the
+        current capacity in the message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """Load and quality-of-service figures of this sidecar (the same figures are served as
+        Prometheus metrics when `serve --metrics-port` is set). Cheap; poll it at any rate.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +175,11 @@ def add_NpcRuntimeServicer_to_server(servicer, server):
                     servicer.Perform,
                     request_deserializer=npc__runtime_dot_v1_dot_perform__pb2.PerformRequest.FromString,
                     response_serializer=npc__runtime_dot_v1_dot_perform__pb2.PerformResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=npc__runtime_dot_v1_dot_runtime__pb2.GetStatsRequest.FromString,
+                    response_serializer=npc__runtime_dot_v1_dot_runtime__pb2.ServerStats.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +371,33 @@ class NpcRuntime:
             '/npc_runtime.v1.NpcRuntime/Perform',
             npc__runtime_dot_v1_dot_perform__pb2.PerformRequest.SerializeToString,
             npc__runtime_dot_v1_dot_perform__pb2.PerformResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/npc_runtime.v1.NpcRuntime/GetStats',
+            npc__runtime_dot_v1_dot_runtime__pb2.GetStatsRequest.SerializeToString,
+            npc__runtime_dot_v1_dot_runtime__pb2.ServerStats.FromString,
             options,
             channel_credentials,
             insecure,

@@ -123,7 +123,7 @@ def lip_reference(case: BenchCase) -> np.ndarray:
 def case_metrics(obs: Observation) -> dict:
     c, fps = obs.case, obs.case.fps
     csim = M.cosine_rows(obs.id_hat, obs.id_ref)
-    out = {"frames": c.num_frames, "perform_s": round(obs.seconds, 3),
+    out = {"frames": c.num_frames, "perform_s": obs.seconds,
            "fps": c.num_frames / max(obs.seconds, 1e-9),
            "time_to_first_frame_s": obs.first_frame_s}
     out.update(M.lip_sync(obs.perf_hat[:, P["jaw_open"]], lip_reference(c), c.speaking, fps))
@@ -154,6 +154,10 @@ def aggregate(observations: Sequence[Observation]) -> dict:
     out["nod_rate_silence_per_min"] = 60 * total("nods_silence") / max(total("silence_s"), 1e-9)
     out["listen_nod_gain_per_min"] = out["nod_rate_listen_per_min"] - out[
         "nod_rate_silence_per_min"]
+    # Contrast in [-1, 1]: a head that jitters all the time (noise) nods "everywhere" and scores
+    # ~0 however many pulses it makes; +1 means nods only while the partner speaks.
+    out["listen_nod_contrast"] = out["listen_nod_gain_per_min"] / (
+        out["nod_rate_listen_per_min"] + out["nod_rate_silence_per_min"] + 1.0)
     out["blink_rate_per_min"] = 60 * total("blinks") / max(total("duration_s"), 1e-9)
     refs = np.stack([o.id_ref for o in observations])
     ident = M.identification([o.id_hat for o in observations], refs)

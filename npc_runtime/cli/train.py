@@ -54,6 +54,26 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """LPM-Bench-mini on an Online LPM export (streaming path), optionally beside its teacher."""
+    from npc_runtime.bench.cases import build_suite
+    from npc_runtime.bench.performers import GroundTruthPerformer
+    from npc_runtime.bench.probes import Probe
+    from npc_runtime.bench.report import run_quality
+    from npc_runtime.train.performers import BaseLPMPerformer, OnlineLPMPerformer
+
+    performers = [GroundTruthPerformer()] if args.ground_truth else []
+    if args.online:
+        performers.append(OnlineLPMPerformer(args.online))
+    if args.base:
+        performers.append(BaseLPMPerformer(args.base, guidance=args.guidance))
+    cases = build_suite(args.suite, long_stream_s=args.long_stream_s)
+    report = run_quality(performers, cases, args.out, Probe.load(), suite=args.suite)
+    log.info("%s", json.dumps({n: r["aggregate"] for n, r in report["performers"].items()},
+                              indent=1))
+    return 0
+
+
 def _ship(args: argparse.Namespace) -> int:
     """Copy an export (model.safetensors + model.yaml) into the package, after checking it."""
     from npc_runtime.checkpoint import read_meta
@@ -91,6 +111,15 @@ def register(subparsers) -> None:
     export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
     export.add_argument("--dest", help="default: RUN/export")
     export.set_defaults(func=_export)
+    bench = sub.add_parser("bench", help="LPM-Bench-mini on trained Online/Base exports")
+    bench.add_argument("--online", help="Online LPM export dir (streamed through the cache)")
+    bench.add_argument("--base", help="Base LPM export dir (sampled with its full steps)")
+    bench.add_argument("--guidance", type=float, default=1.0, help="Base LPM CFG scale")
+    bench.add_argument("--ground-truth", action="store_true", help="add the renderer ceiling")
+    bench.add_argument("--suite", default="quick", help="quick | full")
+    bench.add_argument("--long-stream-s", type=float, default=None)
+    bench.add_argument("--out", required=True)
+    bench.set_defaults(func=_bench)
     ship = sub.add_parser("ship", help="copy an export into the package as the default model")
     ship.add_argument("export", help="an export directory (model.safetensors + model.yaml)")
     ship.add_argument("--dest", default=str(SHIP_DIR), help="default: npc_runtime/weights/tiny")

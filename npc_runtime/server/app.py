@@ -4,6 +4,9 @@
 SIGTERM/SIGINT and then shuts down gracefully: health turns NOT_SERVING, new RPCs are refused,
 live streams get SERVER_SHUTDOWN and render what falls due within `shutdown_grace_s`, then close
 with UNAVAILABLE; the engine stops and the store closes.
+
+At startup the engine times a few real model steps (admission.calibrate) so the admission
+capacity comes from this machine's measured step cost; it keeps learning from every step.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from grpc_reflection.v1alpha import reflection
 
 from npc_runtime._proto import runtime_pb2, runtime_pb2_grpc
 from npc_runtime.emotions import DEFAULT_VOCABULARY
+from npc_runtime.server.admission import Admission, CostModel, calibrate
 from npc_runtime.server.config import ServerConfig
 from npc_runtime.server.engine import Engine
+from npc_runtime.server.metrics import ServerMetrics
 from npc_runtime.server.identity import IdentityProvider
 from npc_runtime.server.servicer import NpcRuntimeServicer, Runtime
 from npc_runtime.server.session import ModelTiming
@@ -36,11 +41,26 @@ SERVICE_NAME = runtime_pb2.DESCRIPTOR.services_by_name["NpcRuntime"].full_name
 
 
 def load_model(config: ServerConfig):
+    """The model named by `config.model` (see ServerConfig.model)."""
+    from npc_runtime.config import PRESETS, load_config, preset
     from npc_runtime.pipeline import PerformanceModel
-    kwargs = {"max_sessions": config.limits.max_sessions}
+    kwargs = {"max_sessions": config.limits.max_sessions, "device": config.device}
     if config.model_steps:
         kwargs["steps"] = config.model_steps
-    return PerformanceModel.load_default(device=config.device, **kwargs)
+    name = config.model
+    if not name:
+        return PerformanceModel.load_default(**kwargs)
+    if name in PRESETS:
+        log.warning("model: UNTRAINED seeded '%s' (for speed measurements only)", name)
+        return PerformanceModel.from_config(preset(name), seed=0, **kwargs)
+    path = Path(name)
+    if path.is_dir():
+        return PerformanceModel.from_checkpoint(path, **kwargs)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        log.warning("model: UNTRAINED seeded config %s (for speed measurements only)", path)
+        return PerformanceModel.from_config(load_config(path), seed=0, **kwargs)
+    raise ValueError(f"model {name!r}: not a preset ({', '.join(PRESETS)}), a checkpoint "
+                     "directory or a model config YAML")
 
 
 def warm_up(model, chunks: int) -> None:
@@ -69,15 +89,20 @@ class RunningServer:
     servicer: NpcRuntimeServicer
     health: health.aio.HealthServicer
     runtime: Runtime
+    metrics_port: int = 0
+    _refresher: asyncio.Task | None = None
 
     async def stop(self, grace_s: float) -> None:
         log.info("shutting down (grace %.1f s)", grace_s)
+        if self._refresher is not None:
+            self._refresher.cancel()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.servicer.perform.shutdown(grace_s)
         await self.server.stop(grace_s)
         self.runtime.engine.stop()
         self.runtime.store.close()
+        self.runtime.metrics.close()
         log.info("stopped")
 
 
@@ -88,8 +113,13 @@ async def start_server(config: ServerConfig, model=None) -> RunningServer:
     if model.emotion_dim != vocab.size:
         raise RuntimeError(f"model conditions on {model.emotion_dim} emotions, the vocabulary "
                            f"has {vocab.size}")
+    if config.torch_threads:
+        import torch
+        torch.set_num_threads(config.torch_threads)
     store = NpcStore(config.data_dir)
-    engine = Engine(model)
+    metrics = ServerMetrics()
+    cost = CostModel(config.admission.window)
+    engine = Engine(model, cost=cost, metrics=metrics, scheduler_cfg=config.scheduler)
     engine.start()
     try:
         desc = model.describe()
@@ -101,8 +131,17 @@ async def start_server(config: ServerConfig, model=None) -> RunningServer:
                              model.audio_span)
         max_sessions = min(config.limits.max_sessions,
                            int(getattr(model, "max_sessions", config.limits.max_sessions)))
+        adm = config.admission
+        if adm.calibrate:
+            steps = tuple(sorted({engine.full_steps,
+                                  min(config.scheduler.degraded_steps, engine.full_steps)}))
+            await asyncio.wrap_future(engine.call(
+                calibrate, model, cost, steps, min(adm.calibration_batch, max_sessions),
+                adm.calibration_repeats))
+        admission = Admission(adm, cost, timing.chunk_s, engine.full_steps, max_sessions)
+        log.info("admission capacity %d (%s)", admission.capacity(), admission.explain())
         rt = Runtime(config, model, engine, store, vocab, IdentityProvider(store, engine, model),
-                     timing, max_sessions)
+                     timing, max_sessions, admission, metrics)
         servicer = NpcRuntimeServicer(rt)
         limit = config.limits.max_message_bytes
         server = grpc.aio.server(options=[
@@ -121,13 +160,28 @@ async def start_server(config: ServerConfig, model=None) -> RunningServer:
         await server.start()
         for name in ("", SERVICE_NAME):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        metrics_port = (metrics.serve_http(config.address, config.metrics_port)
+                        if config.metrics_port >= 0 else 0)
     except BaseException:
         engine.stop()
         store.close()
+        metrics.close()
         raise
     log.info("npc-runtime serving on %s:%d (data dir %s, %d NPCs)", config.address, port,
              store.data_dir, store.count())
-    return RunningServer(server, port, servicer, health_servicer, rt)
+    running = RunningServer(server, port, servicer, health_servicer, rt, metrics_port)
+    running._refresher = asyncio.create_task(_refresh_gauges(servicer))
+    return running
+
+
+async def _refresh_gauges(servicer: NpcRuntimeServicer, period_s: float = 1.0) -> None:
+    """Keep the Prometheus gauges (fps, capacity, cache pages, level) current between scrapes."""
+    while True:
+        await asyncio.sleep(period_s)
+        try:
+            servicer.stats()
+        except Exception:          # never let metrics take the server down
+            log.exception("refreshing metrics failed")
 
 
 async def serve(config: ServerConfig, ready_file: str | None = None, model=None) -> None:
@@ -139,7 +193,8 @@ async def serve(config: ServerConfig, ready_file: str | None = None, model=None)
         loop.add_signal_handler(sig, stop.set)
     if ready_file:
         atomic_write(Path(ready_file), json.dumps(
-            {"address": config.address, "port": running.port, "pid": os.getpid()}).encode())
+            {"address": config.address, "port": running.port, "pid": os.getpid(),
+             "metrics_port": running.metrics_port}).encode())
     try:
         await stop.wait()
     finally:

@@ -75,22 +75,96 @@ class StreamConfig:
 
 
 @dataclass
+class SchedulerConfig:
+    """How the engine batches sessions and degrades under overload (see docs/scaling.md)."""
+    # Most sessions stepped in one model call; 1 = one at a time (the baseline bench perf uses).
+    max_batch: int = 64
+    # Start each stream's chunk clock on the engine's tick grid (one tick = one chunk period),
+    # so every stream falls due at the same instants and is batched; costs up to one chunk
+    # period of extra latency per stream (half on average).
+    align_to_tick: bool = True
+    # False: always full quality (overload shows as lag, then FRAMES_DROPPED); bench perf
+    # measures with it off so its figures are at full quality.
+    degrade: bool = True
+    # Sampling steps used for non-hero sessions under overload (degradation level 1).
+    degraded_steps: int = 1
+    # Level >= 2 holds every other chunk of BACKGROUND sessions (they show 12.5 of 25 fps).
+    # Levels rise when a step is predicted (or observed) to finish after the earliest
+    # deadline of its batch, and fall after this many consecutive on-time ticks.
+    recover_ticks: int = 25
+    # NPC ids that are heroes (never degraded) / background (first to lose fps) by default;
+    # a stream's `npc-priority` metadata overrides these.
+    hero_npcs: list = field(default_factory=list)
+    background_npcs: list = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError("scheduler.max_batch must be >= 1")
+        if not 1 <= self.degraded_steps <= 4:
+            raise ValueError("scheduler.degraded_steps must be 1..4")
+        if self.recover_ticks < 1:
+            raise ValueError("scheduler.recover_ticks must be >= 1")
+        for name in ("hero_npcs", "background_npcs"):
+            if not all(isinstance(x, str) for x in getattr(self, name)):
+                raise ValueError(f"scheduler.{name} must be a list of NPC ids")
+
+
+@dataclass
+class AdmissionConfig:
+    """Capacity from measurement: streams admitted while the measured cost model says one batch
+    of all of them fits in `target_utilisation` of a chunk period (see docs/scaling.md)."""
+    # False: capacity is limits.max_sessions, fixed (tests; operators who size replicas by hand).
+    measured: bool = True
+    target_utilisation: float = 0.75      # headroom for gRPC, texture encoding, jitter
+    calibrate: bool = True                # time model steps at startup (else learn online)
+    calibration_batch: int = 4            # batch sizes 1 and this are timed at startup
+    calibration_repeats: int = 2
+    # At least this many streams are admitted even when one stream alone does not fit in real
+    # time (they run degraded): a sidecar that admits nobody is of no use to the game.
+    min_capacity: int = 1
+    # Observations kept per sampling-step count; older ones are forgotten (load changes).
+    window: int = 64
+
+    def validate(self) -> None:
+        if not 0 < self.target_utilisation <= 1:
+            raise ValueError("admission.target_utilisation must be in (0, 1]")
+        if self.calibration_batch < 1 or self.calibration_repeats < 1 or self.window < 4:
+            raise ValueError("admission: calibration_batch/repeats >= 1, window >= 4")
+        if self.min_capacity < 0:
+            raise ValueError("admission.min_capacity must be >= 0")
+
+
+@dataclass
 class ServerConfig:
     address: str = "127.0.0.1"            # local only unless asked otherwise
     port: int = 50051
     data_dir: str = "npc_data"
     device: str = "cpu"
+    # "" = the checkpoint shipped in the package; a preset name (tiny, small, base) or a model
+    # config YAML = that architecture, seeded and UNTRAINED (speed benchmarks); a directory =
+    # a checkpoint.
+    model: str = ""
     model_steps: int = 0                  # sampling steps per chunk; 0 = the checkpoint's own
     warmup_chunks: int = 2                # chunks run at startup so the first client is not slow
     shutdown_grace_s: float = 5.0         # SIGTERM: streams drain this long, then close
+    # torch intra-op threads of the engine; 0 = torch's default. On a shared, oversubscribed CPU
+    # 1 avoids OpenMP threads spinning against each other (see docs/scaling.md).
+    torch_threads: int = 0
+    metrics_port: int = -1                # Prometheus /metrics on address:port; 0 = any, -1 = off
     limits: Limits = field(default_factory=Limits)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    admission: AdmissionConfig = field(default_factory=AdmissionConfig)
 
     def validate(self) -> "ServerConfig":
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.torch_threads < 0 or not -1 <= self.metrics_port <= 65535:
+            raise ValueError("torch_threads must be >= 0 and metrics_port -1..65535")
         self.limits.validate()
         self.stream.validate()
+        self.scheduler.validate()
+        self.admission.validate()
         return self
 
     @classmethod

@@ -1,13 +1,14 @@
 """The engine thread: all model compute, off the gRPC event loop, batched across sessions.
 
-Every chunk period (more precisely: whenever some session's next chunk falls due) the engine
-collects every session that is due, runs one batched `PerformanceModel.step`, encodes the frames
-to each session's texture format, and hands them back. Other model work (identity encoding,
-opening and closing model sessions) is submitted with `call` and runs between steps, because
-the model is not meant to be driven from two threads at once.
+Each tick the engine asks the scheduler (server.scheduler) what is due, runs one batched
+`PerformanceModel.step` per batch it returns (at the batch's sampling-step count), encodes the
+textures of the whole batch in one call per texture format, hands every session its frames,
+holds the chunks the scheduler chose to hold, and reports the measured durations back. Other
+model work (identity encoding, opening and closing model sessions, calibration) is submitted
+with `call` and runs between ticks, because the model is driven from this one thread only.
 
-The interface is deliberately small (`attach`, `detach`, `call`, `start`, `stop`): the later
-scheduler (admission control, priorities) replaces the policy inside `_run`, not the callers.
+Callers see `attach`, `detach`, `call`, `poke`, `align`, `start`, `stop`: the policy lives in
+the scheduler, the measurement in admission.CostModel, the counters in metrics.ServerMetrics.
 """
 
 from __future__ import annotations
@@ -18,48 +19,51 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
+import grpc
 import numpy as np
 
 from npc_runtime import texture
+from npc_runtime.server.admission import CostModel, set_sampling_steps
+from npc_runtime.server.config import SchedulerConfig
 from npc_runtime.server.errors import RpcError
-
-import grpc
+from npc_runtime.server.metrics import ServerMetrics
+from npc_runtime.server.scheduler import (Batch, ChunkSource, DeadlineScheduler, Priority,
+                                          Scheduler)
 
 log = logging.getLogger(__name__)
-
-
-class ChunkSource(Protocol):
-    """What the engine needs from a session (implemented by server.session.Session)."""
-    session_id: str
-    texture_format: Any
-    bottom_up: bool
-
-    def due_time(self) -> float | None: ...
-    def make_request(self, now: float) -> Any: ...
-    def deliver(self, payloads: list[bytes]) -> None: ...
-    def fail(self, error: RpcError) -> None: ...
 
 
 @dataclass
 class EngineStats:
     steps: int = 0
     chunks: int = 0
+    held_chunks: int = 0
     busy_s: float = 0.0
     max_batch: int = 0
 
 
 class Engine:
     def __init__(self, model, clock: Callable[[], float] = time.monotonic,
-                 idle_wait_s: float = 0.5) -> None:
+                 idle_wait_s: float = 0.5, scheduler: Scheduler | None = None,
+                 cost: CostModel | None = None, metrics: ServerMetrics | None = None,
+                 scheduler_cfg: SchedulerConfig | None = None) -> None:
         self.model = model
         self.clock = clock
         self.idle_wait_s = idle_wait_s
         self.stats = EngineStats()
-        self._sources: list[ChunkSource] = []
+        self.cost = cost or CostModel()
+        self.full_steps = int(getattr(model, "steps", 1))
+        self.scheduler_cfg = scheduler_cfg or SchedulerConfig()
+        self.scheduler = scheduler or DeadlineScheduler(self.scheduler_cfg, self.cost,
+                                                        self.full_steps)
+        self.metrics = metrics or ServerMetrics()
+        self.tick_origin = clock()        # the tick grid streams are aligned to
+        self._pending: deque[tuple[str, ChunkSource, Priority]] = deque()
         self._jobs: deque[tuple[Callable[[], Any], concurrent.futures.Future]] = deque()
         self._wake = threading.Condition()
+        self._members: set[int] = set()
         self._running = False
         self._thread: threading.Thread | None = None
 
@@ -81,7 +85,7 @@ class Engine:
 
     # --- interface -------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
-        """Run fn(*args) on the engine thread, between steps; returns a Future."""
+        """Run fn(*args) on the engine thread, between ticks; returns a Future."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
         with self._wake:
             if not self._running:
@@ -91,24 +95,35 @@ class Engine:
             self._wake.notify_all()
         return fut
 
-    def attach(self, source: ChunkSource) -> None:
+    def attach(self, source: ChunkSource, priority: Priority = Priority.NORMAL) -> None:
+        """The session joins the scheduler at the next tick (a chunk boundary)."""
         with self._wake:
-            self._sources.append(source)
+            self._pending.append(("add", source, priority))
+            self._members.add(id(source))
             self._wake.notify_all()
 
     def detach(self, source: ChunkSource) -> None:
         with self._wake:
-            if source in self._sources:
-                self._sources.remove(source)
+            self._pending.append(("finish", source, Priority.NORMAL))
+            self._members.discard(id(source))
+            self._wake.notify_all()
 
     @property
     def active(self) -> int:
-        return len(self._sources)
+        with self._wake:
+            return len(self._members)
 
     def poke(self) -> None:
         """Something changed (e.g. a stop): re-evaluate due times now."""
         with self._wake:
             self._wake.notify_all()
+
+    def align(self, first_due: float, period: float) -> float:
+        """Delay (s, in [0, period)) that moves `first_due` onto the engine's tick grid, so
+        streams started at any moment fall due together and share model steps."""
+        if not self.scheduler_cfg.align_to_tick or period <= 0:
+            return 0.0
+        return (self.tick_origin - first_due) % period
 
     # --- the loop --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -119,6 +134,13 @@ class Engine:
                     break
                 jobs = list(self._jobs)
                 self._jobs.clear()
+                changes = list(self._pending)
+                self._pending.clear()
+            for op, source, priority in changes:
+                if op == "add":
+                    self.scheduler.add_session(source, priority)
+                else:
+                    self.scheduler.finish(source)
             for fn, fut in jobs:
                 if fut.set_running_or_notify_cancel():
                     try:
@@ -126,64 +148,81 @@ class Engine:
                     except BaseException as e:  # handed to the waiting coroutine
                         fut.set_exception(e)
             now = self.clock()
-            due, next_time = self._due(now)
-            if due:
-                self._step(due, now)
+            out = self.scheduler.schedule(now)
+            if not out.empty:
+                self._tick(out, now)
                 continue
             with self._wake:
-                if self._running and not self._jobs:
-                    wait = self.idle_wait_s if next_time is None else max(0.0, next_time - now)
+                if self._running and not self._jobs and not self._pending:
+                    wait = self.idle_wait_s if out.next_due is None else max(0.0, out.next_due - now)
                     self._wake.wait(min(wait, self.idle_wait_s))
         log.info("engine thread stopped")
 
-    def _due(self, now: float) -> tuple[list[ChunkSource], float | None]:
-        with self._wake:
-            sources = list(self._sources)
-        due, next_time = [], None
-        for s in sources:
-            t = s.due_time()
-            if t is None:
-                continue
-            if t <= now:
-                due.append(s)
-            elif next_time is None or t < next_time:
-                next_time = t
-        return due, next_time
+    def _tick(self, out, now: float) -> None:
+        for source in out.held:
+            t0 = time.perf_counter()
+            frames = source.hold(now)
+            self.stats.held_chunks += 1
+            self.stats.busy_s += time.perf_counter() - t0
+            self.metrics.chunk_held(getattr(source, "metrics", None), frames)
+        durations = [self._step(batch, now) for batch in out.batches]
+        self.scheduler.update_from_output(out, durations, self.clock())
 
-    def _step(self, sources: list[ChunkSource], now: float) -> None:
+    def _step(self, batch: Batch, now: float) -> float:
         t_start = time.perf_counter()
-        requests = []
-        for s in sources:
-            requests.append(s.make_request(now))
+        sources = batch.sources
+        requests = [s.make_request(now) for s in sources]
+        set_sampling_steps(self.model, batch.steps)
         try:
             outputs = self.model.step(requests)
         except Exception:
             # One bad session must not take the others down: retry them one by one.
             log.exception("batched step of %d sessions failed; isolating", len(sources))
             outputs = None
+        finally:
+            set_sampling_steps(self.model, self.full_steps)
         if outputs is None:
+            outputs = []
             for s, r in zip(sources, requests):
                 try:
-                    self._finish(s, self.model.step([r])[0])
+                    outputs.append(self.model.step([r])[0])
                 except Exception as e:
                     log.exception("session %s: model step failed", s.session_id)
                     s.fail(RpcError(grpc.StatusCode.INTERNAL, f"model step failed: {e}"))
-        else:
-            for s, frames in zip(sources, outputs):
-                self._finish(s, frames)
+                    outputs.append(None)
+        self._encode_and_deliver(sources, outputs)
+        if batch.degraded:
+            for s in sources:
+                self.metrics.chunk_degraded(getattr(s, "metrics", None))
+        elapsed = time.perf_counter() - t_start
         self.stats.steps += 1
         self.stats.chunks += len(sources)
         self.stats.max_batch = max(self.stats.max_batch, len(sources))
-        elapsed = time.perf_counter() - t_start
         self.stats.busy_s += elapsed
-        log.debug("step: %d session(s) in %.1f ms", len(sources), elapsed * 1e3)
+        self.metrics.step_done(len(sources), batch.steps, elapsed, batch.degraded)
+        log.debug("step: %d session(s) at %d step(s) in %.1f ms", len(sources), batch.steps,
+                  elapsed * 1e3)
+        return elapsed
 
     @staticmethod
-    def _finish(source: ChunkSource, frames: np.ndarray) -> None:
-        try:
-            if source.bottom_up:
+    def _encode_and_deliver(sources: list[ChunkSource], outputs: list) -> None:
+        """Encode the textures of the whole batch in one call per (format, orientation)."""
+        groups: dict[tuple[Any, bool], list[int]] = {}
+        for i, (s, frames) in enumerate(zip(sources, outputs)):
+            if frames is not None:
+                groups.setdefault((s.texture_format, bool(s.bottom_up)), []).append(i)
+        for (fmt, bottom_up), idx in groups.items():
+            frames = np.concatenate([outputs[i] for i in idx])           # (n*C, H, W, 3)
+            if bottom_up:
                 frames = frames[:, ::-1]
-            source.deliver(texture.encode(np.ascontiguousarray(frames), source.texture_format))
-        except Exception as e:
-            log.exception("session %s: texture encoding failed", source.session_id)
-            source.fail(RpcError(grpc.StatusCode.INTERNAL, f"texture encoding failed: {e}"))
+            try:
+                payloads = texture.encode(np.ascontiguousarray(frames), fmt)
+            except Exception as e:
+                log.exception("texture encoding of %d session(s) failed", len(idx))
+                for i in idx:
+                    sources[i].fail(RpcError(grpc.StatusCode.INTERNAL,
+                                             f"texture encoding failed: {e}"))
+                continue
+            c = len(outputs[idx[0]])
+            for j, i in enumerate(idx):
+                sources[i].deliver(payloads[j * c:(j + 1) * c])

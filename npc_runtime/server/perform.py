@@ -8,6 +8,11 @@ peer that has not timed out).
 
 A client that vanishes (cancel, disconnect) ends its stream at once: the reader stops, the
 engine forgets the session, the model session and its KV pages are released.
+
+Admission: a new stream beyond the measured capacity (server.admission) is refused with
+RESOURCE_EXHAUSTED. Priority: call metadata `npc-priority: hero|normal|background`, else the
+config's hero/background NPC lists, else normal (server.scheduler). Every frame sent, audio
+chunk received and FRAMES_DROPPED event is recorded in server.metrics.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import numpy as np
 from npc_runtime._proto import perform_pb2
 from npc_runtime.emotions import EmotionVocabulary, UnknownEmotionError
 from npc_runtime.server.errors import RpcError, invalid, not_found, precondition
+from npc_runtime.server.scheduler import Priority
 from npc_runtime.server.session import (LISTEN, SPEAK, EndOfStream, ModelTiming, OutEvent,
                                         OutFrame, PendingChunk, Session)
 from npc_runtime.server.timeline import LineMarker
@@ -34,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _CHANNELS = {perform_pb2.AUDIO_CHANNEL_SPEAK: SPEAK, perform_pb2.AUDIO_CHANNEL_LISTEN: LISTEN}
 START_TIMEOUT_S = 30.0       # a stream that sends no StartPerformance is closed after this
+PRIORITY_METADATA = "npc-priority"
 
 
 @dataclass
@@ -87,11 +94,29 @@ class PerformHandler:
         if old is not None and not start.take_over:
             raise precondition(f"NPC {record.npc_id!r} already has a live stream "
                                f"({old.session.session_id}); set start.take_over to replace it")
-        if old is None and len(self.live) >= self.rt.max_sessions:
-            raise RpcError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                           f"{len(self.live)} streams are live; the limit is "
-                           f"{self.rt.max_sessions}")
+        if old is None:
+            try:
+                self.rt.admission.check(len(self.live))
+            except RpcError:
+                self.rt.metrics.refused()
+                log.info("refused a stream for NPC %s: %d live, capacity %d", record.npc_id,
+                         len(self.live), self.rt.admission.capacity())
+                raise
         return record, old
+
+    def _priority(self, npc_id: str, context) -> Priority:
+        for key, value in (context.invocation_metadata() or ()) if context else ():
+            if key == PRIORITY_METADATA:
+                try:
+                    return Priority.parse(value)
+                except ValueError as e:
+                    raise invalid(f"metadata {PRIORITY_METADATA}: {e}") from None
+        sched = self.rt.config.scheduler
+        if npc_id in sched.hero_npcs:
+            return Priority.HERO
+        if npc_id in sched.background_npcs:
+            return Priority.BACKGROUND
+        return Priority.NORMAL
 
     def _texture_format(self, value: int):
         from npc_runtime.texture import TextureFormat
@@ -117,8 +142,10 @@ class PerformHandler:
         if first.WhichOneof("message") != "start":
             raise invalid(f"the first message must be start, got {first.WhichOneof('message')}")
         start = first.start
+        opened_at = time.monotonic()
         fmt = self._texture_format(start.texture_format)
         record, old = await self._admit(start)
+        priority = self._priority(record.npc_id, context)
         initial = self._initial_emotion(start, record)
         session_id = uuid.uuid4().hex[:12]
         if old is not None:
@@ -138,10 +165,14 @@ class PerformHandler:
             session = live.session
             session.model_session = model_session
             session.t0 = time.monotonic()             # the timeline starts now
+            session.latency_s += self.rt.engine.align(
+                session.t0 + session.latency_s - session.lead_s, self.rt.timing.chunk_s)
+            session.metrics = self.rt.metrics.open_session(session_id, record.npc_id,
+                                                           priority.name.lower(), opened_at)
             log.info("stream %s: NPC %s started (%s, %s)", session_id, record.npc_id,
                      fmt.value, start.client_name or "unnamed client")
             yield self._started(session, record, fmt, start, old is not None)
-            self.rt.engine.attach(session)
+            self.rt.engine.attach(session, priority)
             reader = asyncio.create_task(self._read(it, session, record))
             async for msg in self._emit(session, live):
                 yield msg
@@ -153,6 +184,8 @@ class PerformHandler:
                 self.rt.engine.call(self.rt.model.close_session, model_session)
             if self.live.get(record.npc_id) is live:
                 del self.live[record.npc_id]
+            if live.session.metrics is not None:
+                self.rt.metrics.close_session(live.session.metrics)
             log.info("stream %s: NPC %s ended", session_id, record.npc_id)
 
     def _initial_emotion(self, start, record: NpcRecord) -> np.ndarray:
@@ -179,6 +212,9 @@ class PerformHandler:
 
     async def _emit(self, s: Session, live: LiveStream) -> AsyncIterator[perform_pb2.PerformResponse]:
         fmt = None
+        m = s.metrics
+        late_after_s = 0.5 / self.rt.timing.fps
+        frame_us = 1_000_000 // self.rt.timing.fps
         while True:
             item = await s.queue.get()
             if s.failure is not None:
@@ -191,13 +227,18 @@ class PerformHandler:
             assert isinstance(item, PendingChunk)
             for frame in item.frames:
                 for ev in frame.events:
+                    if ev.kind == "FRAMES_DROPPED":
+                        self.rt.metrics.frames_dropped(m, ev.frame_count)
                     yield _event(ev)
-                delay = s.frame_send_time(frame.index) - time.monotonic()
+                due = s.frame_send_time(frame.index)
+                delay = due - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if s.failure is not None:
                     raise s.failure
                 fmt = fmt or self.rt.format_to_proto(s.texture_format)
+                self.rt.metrics.frame_sent(m, frame.pts_us + frame_us, due, time.monotonic(),
+                                           late_after_s)
                 yield _frame(frame, fmt, self.rt.model.frame_size)
         if live.shutting_down:
             raise RpcError(grpc.StatusCode.UNAVAILABLE,
@@ -240,6 +281,7 @@ class PerformHandler:
             s.fail(RpcError(grpc.StatusCode.INTERNAL, f"reading the request stream failed: {e}"))
 
     async def _audio(self, a: perform_pb2.AudioChunk, s: Session) -> None:
+        arrived = time.monotonic()
         channel = _CHANNELS.get(a.channel)
         if channel is None:
             raise invalid(f"audio.channel must be SPEAK or LISTEN, got {a.channel}")
@@ -251,6 +293,8 @@ class PerformHandler:
             if s.failure is not None:
                 return
         late = s.commit_audio(channel, samples, a.sample_rate, start_us)
+        if channel == SPEAK and s.metrics is not None:
+            self.rt.metrics.audio_arrived(s.metrics, end_us, arrived)
         if late is not None:
             s.queue.put_nowait(late)
 

@@ -1,4 +1,4 @@
-"""The NpcRuntime servicer: ServerInfo, NPC CRUD and the Perform stream.
+"""The NpcRuntime servicer: ServerInfo, NPC CRUD, the Perform stream and GetStats.
 
 Store calls run in worker threads (SQLite and fsync must not block the event loop); model work
 runs on the engine thread. Every method validates the whole request before changing anything.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import AsyncIterable, AsyncIterator
 
@@ -18,9 +19,11 @@ from npc_runtime._proto import emotion_pb2, npc_pb2, perform_pb2, runtime_pb2, r
 from npc_runtime.emotions import EmotionVocabulary
 from npc_runtime.server import npcs
 from npc_runtime.server.config import ServerConfig
+from npc_runtime.server.admission import Admission
 from npc_runtime.server.engine import Engine
 from npc_runtime.server.errors import RpcError, invalid, not_found, precondition, unary_errors
 from npc_runtime.server.identity import IdentityProvider
+from npc_runtime.server.metrics import ServerMetrics, percentiles
 from npc_runtime.server.perform import PerformHandler
 from npc_runtime.server.session import ModelTiming
 from npc_runtime.store import (NpcExistsError, NpcNotFoundError, NpcRecord, NpcStore,
@@ -43,6 +46,8 @@ class Runtime:
     identities: IdentityProvider
     timing: ModelTiming
     max_sessions: int
+    admission: Admission
+    metrics: ServerMetrics
 
     @staticmethod
     def format_to_proto(fmt) -> int:
@@ -85,7 +90,7 @@ class NpcRuntimeServicer(runtime_pb2_grpc.NpcRuntimeServicer):
                 min_reference_images=lim.min_reference_images,
                 max_reference_images=lim.max_reference_images,
                 max_image_bytes=lim.max_image_bytes, max_image_pixels=lim.max_image_pixels,
-                max_sessions=rt.max_sessions, min_sample_rate=lim.min_sample_rate,
+                max_sessions=rt.admission.capacity(), min_sample_rate=lim.min_sample_rate,
                 max_sample_rate=lim.max_sample_rate, model_sample_rate=rt.timing.sample_rate,
                 max_audio_chunk_us=int(lim.max_audio_chunk_s * 1e6),
                 max_audio_ahead_us=int(lim.max_audio_ahead_s * 1e6),
@@ -207,6 +212,51 @@ class NpcRuntimeServicer(runtime_pb2_grpc.NpcRuntimeServicer):
         except NpcNotFoundError:
             raise not_found(f"no NPC {npc_id[:80]!r} is registered") from None
 
+    # --- stats -----------------------------------------------------------------------------
+    @unary_errors
+    async def GetStats(self, request: runtime_pb2.GetStatsRequest, context
+                       ) -> runtime_pb2.ServerStats:
+        return self.stats(request.include_sessions)
+
+    def stats(self, include_sessions: bool = False) -> runtime_pb2.ServerStats:
+        rt = self.rt
+        now = time.monotonic()
+        engine = rt.engine
+        level = getattr(engine.scheduler, "level", 0)
+        pages_used, pages_total = _cache_pages(rt.model)
+        fps = rt.metrics.refresh(now, len(self.perform.live), rt.admission.capacity(), level,
+                                 pages_used, pages_total)
+        snap = rt.metrics.snapshot()
+        tot = snap["totals"]
+        out = runtime_pb2.ServerStats(
+            uptime_s=now - rt.metrics.started_at, active_sessions=len(self.perform.live),
+            capacity=rt.admission.capacity(), capacity_reason=rt.admission.explain(), fps=fps,
+            frames_sent=tot.get("frames", 0), deadline_misses=tot.get("misses", 0),
+            frames_dropped=tot.get("dropped", 0), frames_held=tot.get("held", 0),
+            degraded_chunks=tot.get("degraded", 0),
+            time_to_first_frame=runtime_pb2.LatencyStats(**snap["ttff"]),
+            audio_to_frame=runtime_pb2.LatencyStats(**snap["a2f"]),
+            steps=tot.get("steps", 0), chunks=tot.get("chunks", 0),
+            batch_sizes=[runtime_pb2.BatchSizeCount(batch_size=b, steps=n)
+                         for b, n in sorted(snap["batch_sizes"].items())],
+            step_time=runtime_pb2.LatencyStats(**snap["step_time"]), engine_busy_s=snap["busy_s"],
+            cache_pages_used=pages_used, cache_pages_total=pages_total, degradation_level=level,
+            streams_refused=tot.get("refused", 0), sampling_steps=engine.full_steps,
+            degraded_sampling_steps=min(rt.config.scheduler.degraded_steps, engine.full_steps))
+        if include_sessions:
+            for m in snap["sessions"]:
+                out.sessions.add(
+                    session_id=m.session_id, npc_id=m.npc_id,
+                    priority=runtime_pb2.StreamPriority.Value(
+                        f"STREAM_PRIORITY_{m.priority.upper()}"),
+                    age_s=now - m.opened_at, frames_sent=m.frames_sent, fps=m.fps(now),
+                    time_to_first_frame_ms=((m.first_frame_at - m.opened_at) * 1e3
+                                            if m.first_frame_at else 0.0),
+                    audio_to_frame=runtime_pb2.LatencyStats(**percentiles(list(m.latencies))),
+                    deadline_misses=m.deadline_misses, frames_dropped=m.frames_dropped,
+                    frames_held=m.frames_held, degraded_chunks=m.degraded_chunks)
+        return out
+
     # --- Perform ---------------------------------------------------------------------------
     async def Perform(self, request_iterator: AsyncIterable[perform_pb2.PerformRequest],
                       context: grpc.aio.ServicerContext
@@ -221,6 +271,13 @@ class NpcRuntimeServicer(runtime_pb2_grpc.NpcRuntimeServicer):
         except Exception:
             log.exception("Perform failed")
             await context.abort(grpc.StatusCode.INTERNAL, "Perform: internal error (see server log)")
+
+
+def _cache_pages(model) -> tuple[int, int]:
+    cache = getattr(model, "cache", None)
+    if cache is None:
+        return 0, 0
+    return int(cache.used_pages()), int(cache.pool.num_pages)
 
 
 def _random_id() -> str:

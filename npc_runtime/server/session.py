@@ -121,6 +121,8 @@ class Session:
         self._cue_starts: list[tuple[int, str]] = []  # (pts, description) for EMOTION_APPLIED
         self._last_line: str = ""
         self._pending: PendingChunk | None = None
+        self._last_payload: bytes | None = None      # repeated when a chunk is held
+        self.metrics = None                           # metrics.SessionMetrics, set by perform
 
     # --- clock -----------------------------------------------------------------------------
     def frame_send_time(self, index: int) -> float:
@@ -213,23 +215,43 @@ class Session:
         """The model inputs of the next chunk (and its frames' metadata, kept until deliver)."""
         from npc_runtime.pipeline import ChunkRequest   # heavy import, engine side only
         with self._lock:
-            skipped = self._skip_if_behind(now)
-            k = self._next_chunk
-            c, t = self.timing.chunk_frames, self.timing
-            start, end = t.audio_span(k)
-            speak = self.tracks[SPEAK].read(start, end)
-            listen = self.tracks[LISTEN].read(start, end)
-            pts = [t.pts_us(k * c + i) for i in range(c)]
-            emotion = self.emotions.frames(pts)
-            frames = [self._frame_meta(k * c + i, pts[i], speak, listen, start, emotion[i])
-                      for i in range(c)]
-            if skipped:
-                frames[0].events.insert(0, skipped)
-            self._pending = PendingChunk(k, frames)
+            speak, listen, emotion = self._next_chunk_locked(now)
             self._in_flight = True
-            self._next_chunk = k + 1
-            self._release_history()
         return ChunkRequest(self.model_session, speak, listen, emotion)
+
+    def can_hold(self) -> bool:
+        """A chunk can be held (not rendered) once one has been rendered to repeat."""
+        return self._last_payload is not None
+
+    def hold(self, now: float) -> int:
+        """Overload degradation: advance one chunk without the model, repeating the last
+        rendered frame (pts, events and speaking flags stay exact). Returns frames held."""
+        with self._lock:
+            self._next_chunk_locked(now)
+            pending, self._pending = self._pending, None
+            for frame in pending.frames:
+                frame.payload = self._last_payload
+            self._post(pending)
+            self._maybe_end_locked()
+            return len(pending.frames)
+
+    def _next_chunk_locked(self, now: float):
+        skipped = self._skip_if_behind(now)
+        k = self._next_chunk
+        c, t = self.timing.chunk_frames, self.timing
+        start, end = t.audio_span(k)
+        speak = self.tracks[SPEAK].read(start, end)
+        listen = self.tracks[LISTEN].read(start, end)
+        pts = [t.pts_us(k * c + i) for i in range(c)]
+        emotion = self.emotions.frames(pts)
+        frames = [self._frame_meta(k * c + i, pts[i], speak, listen, start, emotion[i])
+                  for i in range(c)]
+        if skipped:
+            frames[0].events.insert(0, skipped)
+        self._pending = PendingChunk(k, frames)
+        self._next_chunk = k + 1
+        self._release_history()
+        return speak, listen, emotion
 
     def deliver(self, payloads: list[bytes]) -> None:
         with self._lock:
@@ -237,6 +259,8 @@ class Session:
             self._in_flight = False
             for frame, payload in zip(pending.frames, payloads):
                 frame.payload = payload
+            if payloads:
+                self._last_payload = payloads[-1]
             self._post(pending)
             self._maybe_end_locked()
 

@@ -124,8 +124,8 @@ class BaseStage(Stage):
         info = {"stage": "base", "causal": False,
                 "vae": "trained" if self.vae_info.get("vae") == "trained" else "untrained",
                 "vae_psnr_db": self.vae_info.get("psnr_db"),
-                "audio": f"trained (Base LPM flow matching, {run.cfg.steps} steps)",
-                "dit": f"trained as the bidirectional Base LPM ({run.cfg.steps} steps, batch "
+                "audio": f"trained (Base LPM flow matching, {self.step} steps)",
+                "dit": f"trained as the bidirectional Base LPM ({self.step} steps, batch "
                        f"{run.cfg.batch_size} x {run.cfg.base.clip_chunks} chunks); not distilled "
                        "for streaming",
                 "val_loss": (run.history[-1].get("eval_val_loss") if run.history else None),

@@ -78,6 +78,7 @@ class Stage(ABC):
         self.run = run
         self.modules: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.step = 0                   # steps completed (kept current by the loop)
 
     @abstractmethod
     def train_step(self, step: int) -> dict[str, float]:
@@ -167,7 +168,8 @@ def load_state(path: Path, stage: Stage) -> int:
     if rng.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     stage.run.history[:] = state["history"]
-    return int(state["step"])
+    stage.step = int(state["step"])
+    return stage.step
 
 
 # ------------------------------------------------------------------------------- plots
@@ -291,6 +293,7 @@ def train(cfg: TrainConfig, out: str | Path, stage_cls: type[Stage], resume: boo
                     group["lr"] = lr * group.get("lr_scale", 1.0)
             logs = stage.train_step(step)
             step += 1
+            stage.step = step
             bar.update(1)
             record: dict[str, Any] = {}
             if step % cfg.log_every == 0 or step == end:
@@ -303,6 +306,8 @@ def train(cfg: TrainConfig, out: str | Path, stage_cls: type[Stage], resume: boo
                 run.history.append(record)
                 metrics_file.write(json.dumps(record) + "\n")
                 metrics_file.flush()
+            if dist.enabled:             # all ranks stop at the same step (or DDP would hang)
+                interrupt.requested = dist.mean(float(interrupt.requested)) > 0
             due = (step % cfg.ckpt_every_steps == 0 or step == end
                    or time.time() - t_ckpt > 60 * cfg.ckpt_every_minutes or interrupt.requested)
             if due and dist.main:

@@ -284,8 +284,8 @@ class OnlineStage(Stage):
                 "audio": "trained (Base LPM, then distilled)" if o.base_checkpoint else
                          "untrained teacher (smoke)",
                 "dit": f"Online LPM distilled from {o.base_checkpoint or 'a random teacher'}: "
-                       f"{min(o.ode_steps, run.cfg.steps)} ODE-pair steps + "
-                       f"{max(0, run.cfg.steps - o.ode_steps)} Self-Forcing ({o.objective}) steps",
+                       f"{min(o.ode_steps, self.step)} ODE-pair steps + "
+                       f"{max(0, self.step - o.ode_steps)} Self-Forcing ({o.objective}) steps",
                 "sampling_steps": run.model_cfg.stream.online_steps,
                 "student_teacher_mse": last.get("eval_student_teacher_mse"),
                 "recipe": "npc-runtime train vae -> base -> online"}

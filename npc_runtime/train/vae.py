@@ -116,16 +116,16 @@ class VAEStage(Stage):
         run, mc = self.run, self.run.model_cfg
         self.vae.eval()
         # Frames from the final pool, drawn by a rank id that never trains (so not a training batch).
-        fit = run.sampler.frames(run.cfg.steps, 10**6, run.cfg.vae.scale_frames)
+        fit = run.sampler.frames(self.step, 10**6, run.cfg.vae.scale_frames)
         scale = fit_latent_scale(self.vae, fit)
         self.vae.latent_scale.fill_(scale)
-        metrics = self.evaluate(run.cfg.steps)
+        metrics = self.evaluate(self.step)
         torch.manual_seed(0)                # the same random DiT/audio as an untrained default
         lpm = LPM(mc, causal=True)
         lpm.vae.load_state_dict(self.vae.state_dict())
         info = {"vae": "trained", "audio": "untrained (random init, seed 0)",
                 "dit": "untrained (random init, seed 0)", "stage": "vae",
-                "vae_steps": run.cfg.steps, "vae_batch": run.cfg.batch_size,
+                "vae_steps": self.step, "vae_batch": run.cfg.batch_size,
                 "psnr_db": round(metrics["psnr_db"], 2),
                 "psnr_db_min": round(metrics["psnr_db_min"], 2),
                 "psnr_eval": f"{len(self._eval)} held-out frames (split=eval, seeds "

@@ -99,6 +99,9 @@ class Renderer:
         c = (torch.arange(s, dtype=torch.float32) + 0.5) / s * 2.0 - 1.0
         self.Y, self.X = torch.meshgrid(c, c, indexing="ij")  # (S, S) canvas coords
         self.px = s / 2.0  # pixels per canvas unit
+        # Pixel slices of the feature windows, fixed per size (outside any compiled code).
+        self._eye_window = self._slices(EYE_WINDOW)
+        self._mouth_window = self._slices(MOUTH_WINDOW)
         self._step = (torch.compile(self._render_batch, dynamic=False) if config.compile
                       else self._render_batch)
 
@@ -156,10 +159,10 @@ class Renderer:
         shift = (p["head_yaw"] * YAW_SHIFT, p["head_pitch"] * PITCH_SHIFT)
 
         def at(depth: float, window=None):
-            """Feature coordinates at `depth` (and the canvas view) inside `window`."""
+            """Feature coordinates at `depth` (and the canvas view) inside `window` slices."""
             if window is None:
                 return xl - shift[0] * depth, yl - shift[1] * depth, canvas
-            sy, sx = self._slices(window)
+            sy, sx = window
             return (xl[:, sy, sx] - shift[0] * depth, yl[:, sy, sx] - shift[1] * depth,
                     canvas[:, sy, sx])
 
@@ -207,10 +210,10 @@ class Renderer:
 
     def _eyes(self, idt, p, at) -> None:
         es, esz = idt.eye_spacing * 0.2, idt.eye_size
-        x, y, cv = at(1.0, EYE_WINDOW)
+        x, y, cv = at(1.0, self._eye_window)
         side = torch.sign(x)
         xe, ye = x.abs() - es, y + 0.1  # both eyes at once, mirrored about the nose line
-        opening = ((1.0 + 0.4 * p["eye_wide"]) * (1.0 - p["blink"])).clamp(min=0.0)
+        opening = ((1.0 + 0.6 * p["eye_wide"]) * (1.0 - p["blink"])).clamp(min=0.0)
         rx, ry = 0.095 * esz, (0.055 * esz * opening).clamp(min=1e-3)
         white = _ell(xe, ye, rx, ry)
         a_white = self.cov(white)
@@ -223,33 +226,37 @@ class Renderer:
         self._blend(cv, self.cov(lash) * 0.9, idt.skin * 0.3)
         # Brows: capsules whose inner ends drop and pull in when furrowed.
         raise_, furrow = p["brow_raise"] * 0.055, p["brow_furrow"]
-        ax, ay = es - 0.085 + 0.02 * furrow, -0.215 - raise_ + 0.05 * furrow
+        ax, ay = es - 0.085 + 0.03 * furrow, -0.215 - raise_ + 0.07 * furrow
         bx, by = es + 0.105, -0.225 - raise_ - 0.01 * furrow
         brow = _capsule(x.abs(), y, ax, ay, bx, by, 0.018 * idt.brow_thickness)
         self._blend(cv, self.cov(brow), idt.hair_colour * 0.8)
-        x, y, cv = at(1.15, EYE_WINDOW)
+        # Furrowing creases the skin between the brows (AU4's vertical lines).
+        crease = _capsule(x.abs(), y, 0.03, -0.2, 0.035, -0.14, 0.006)
+        self._blend(cv, self.cov(crease) * 0.6 * furrow, idt.skin * 0.55)
+        x, y, cv = at(1.15, self._eye_window)
         ring = (torch.sqrt((x.abs() - es) ** 2 + (y + 0.1) ** 2) - 0.125 * esz).abs() - 0.011
         bridge = _box(x, y + 0.1, (es - 0.12 * esz).clamp(min=0.0), 0.01)
         frame = torch.minimum(ring, bridge)
         self._blend(cv, self.cov(frame) * idt.glasses, torch.tensor([0.1, 0.1, 0.12]))
 
     def _mouth(self, idt, p, at) -> None:
-        x, y, cv = at(1.4, MOUTH_WINDOW)
+        x, y, cv = at(1.4, self._mouth_window)
         ns = idt.nose_size
         nose = _ell(x, y - 0.06, 0.045 * ns, 0.075 * ns)
         self._blend(cv, self.cov(nose) * 0.55, idt.skin * 0.75)
         nostril = _ell(x.abs() - 0.03 * ns, y - 0.125, 0.018 * ns, 0.01)
         self._blend(cv, self.cov(nostril) * 0.8, idt.skin * 0.45)
-        x, y, cv = at(1.0, MOUTH_WINDOW)
+        x, y, cv = at(1.0, self._mouth_window)
         jaw, width, rnd = p["jaw_open"], p["lip_width"], p["lip_round"]
-        w = 0.15 * idt.mouth_size * (1.0 + 0.25 * width - 0.32 * rnd + 0.12 * p["smile"])
-        h = 0.13 * jaw * (1.0 + 0.2 * rnd)
+        w = 0.15 * idt.mouth_size * (1.0 + 0.3 * width - 0.35 * rnd + 0.12 * p["smile"])
+        h = 0.13 * jaw * (1.0 + 0.35 * rnd)
         u = (x / w).clamp(-1.2, 1.2)
         dy = y - 0.3 * idt.face_height + 0.055 * p["smile"] * u * u  # corners up when smiling
         # The sneer lifts the upper lip on the character's left side only.
-        up = h + 0.035 * p["sneer"] * torch.sigmoid(x / (0.3 * w))
+        up = h + 0.05 * p["sneer"] * torch.sigmoid(x / (0.3 * w))
         hy = torch.where(dy < 0, up, h).clamp(min=1e-3)
-        lips = _ell(x, dy, w + 0.02, hy + 0.027)
+        # Rounded lips protrude: they look fuller, which tells rounding apart from narrowing.
+        lips = _ell(x, dy, w + 0.02, hy + 0.027 * (1.0 + 0.8 * rnd))
         self._blend(cv, self.cov(lips), idt.lip_colour)
         seam = torch.maximum(dy.abs() - 0.004, x.abs() - w)
         self._blend(cv, self.cov(seam), idt.lip_colour * 0.4)

@@ -62,7 +62,8 @@ def test_ceiling_is_near_perfect(scores):
     assert gt["identity_csim"] > 0.9
     assert gt["identity_rank1_min_case"] == 1.0  # identities never confused, on any frame
     assert gt["emotion_accuracy"] > 0.7
-    assert gt["listen_nod_gain_per_min"] > 5
+    assert gt["listen_nod_gain_per_min"] > 5 and gt["listen_nod_contrast"] > 0.8
+    assert 8 < gt["blink_rate_per_min"] < 35
     assert gt["quiet_mouth_open"] < 0.05
     assert 0.8 < gt["chunk_boundary_ratio"] < 1.25
     assert abs(gt["drift_identity"]) < 0.05
@@ -72,7 +73,7 @@ def test_still_reference_floor_fails_what_it_should(scores):
     gt, ref = scores["ground_truth"], scores["reference_still"]
     assert ref["lip_sync_corr"] < gt["lip_sync_corr"] - 0.5
     assert ref["lip_sync_confidence"] < gt["lip_sync_confidence"] - 0.2
-    assert ref["listen_nod_gain_per_min"] < gt["listen_nod_gain_per_min"] - 5
+    assert ref["listen_nod_contrast"] < gt["listen_nod_contrast"] - 0.5
     assert ref["blink_rate_per_min"] < gt["blink_rate_per_min"] - 5
     assert ref["emotion_accuracy"] < gt["emotion_accuracy"] - 0.25
     assert ref["emotion_corr"] < gt["emotion_corr"] - 0.3
@@ -85,7 +86,8 @@ def test_noise_floor_fails_what_it_should(scores):
     assert noise["identity_csim"] < gt["identity_csim"] - 0.5
     assert noise["identity_rank1"] < gt["identity_rank1"] - 0.3
     assert noise["emotion_accuracy"] < gt["emotion_accuracy"] - 0.25
-    assert noise["listen_nod_gain_per_min"] < gt["listen_nod_gain_per_min"] - 5
+    assert noise["listen_nod_contrast"] < gt["listen_nod_contrast"] - 0.5
+    assert noise["quiet_mouth_motion"] > 3 * gt["quiet_mouth_motion"]
     assert noise["flicker"] > 20 * gt["flicker"]
     assert noise["fpd"] > 3 * gt["fpd"]
 

@@ -29,6 +29,10 @@ SERVER_READY_TIMEOUT_S = 120
 BUILD_TIMEOUT_S = 900
 
 
+# The sanitizer variant fails the process (exit 66) on any memory error or leak at exit.
+ASAN_ENV = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:exitcode=66")
+
+
 def _run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
 
@@ -83,8 +87,8 @@ def media(tmp_path_factory) -> dict[str, Path]:
 class Sidecar:
     """`npc-runtime serve` as a child process on 127.0.0.1 (a real server, nothing mocked)."""
 
-    def __init__(self, data_dir: Path, log: Path) -> None:
-        self.data_dir, self.log_path = data_dir, log
+    def __init__(self, data_dir: Path, log: Path, config: Path | None = None) -> None:
+        self.data_dir, self.log_path, self.config = data_dir, log, config
         self.proc: subprocess.Popen | None = None
         self.port = 0
 
@@ -94,6 +98,8 @@ class Sidecar:
         exe = ROOT / ".venv" / "bin" / "npc-runtime"
         cmd = [str(exe) if exe.exists() else "npc-runtime", "serve", "--address", "127.0.0.1",
                "--port", str(port), "--data-dir", str(self.data_dir), "--ready-file", str(ready)]
+        if self.config is not None:
+            cmd += ["--config", str(self.config)]
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         log.close()
@@ -196,7 +202,7 @@ def test_csharp_flow_through_the_c_abi_on_mono(build, media, sidecar, tmp_path):
 def test_bad_use_is_safe_under_address_sanitizer(build, media, sidecar):
     """Calls after shutdown, NULL/oversized buffers, unknown NPC, server absent at start: clear
     codes, no crash; ASan/LSan report no memory error and no leak (the canary proves LSan is on)."""
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:exitcode=66")
+    env = ASAN_ENV
     canary = _run([str(build / "npc_bridge_test_asan"), "leak-canary"], 60, env=env)
     assert canary.returncode == 66 and "LeakSanitizer" in canary.stderr, canary.stderr[-2000:]
     for mode, extra in (("baduse", ["--dead-target", f"127.0.0.1:{_free_dead_port()}"]),
@@ -212,13 +218,16 @@ def test_bad_use_is_safe_under_address_sanitizer(build, media, sidecar):
 def test_reconnect_after_sigkill_resumes_frames_within_2s(build, media, tmp_path):
     """The sidecar is SIGKILLed mid-stream and restarted on the same port; the performer
     reconnects on its own (the 'engine' keeps pushing audio and popping frames, nothing else)
-    and the new stream's first frame arrives < 2 s after the server is back."""
+    and the new stream's first frame arrives < 2 s after the server is back. Runs the ASan/LSan
+    build: stream teardown, cancellation and reopening are where memory bugs would hide."""
     server = Sidecar(tmp_path / "data", tmp_path / "server.log")
     server.start()
     port = server.port
-    proc = subprocess.Popen([str(build / "npc_bridge_test"), "reconnect", "--target", server.target,
-                             "--speak", str(media["speak"]), "--image", str(media["image"])],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([str(build / "npc_bridge_test_asan"), "reconnect", "--target",
+                             server.target, "--speak", str(media["speak"]),
+                             "--image", str(media["image"])],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ASAN_ENV)
     out: list[str] = []
     try:
         for line in proc.stdout:
@@ -233,6 +242,7 @@ def test_reconnect_after_sigkill_resumes_frames_within_2s(build, media, tmp_path
             if line.startswith(("RESULT", "FAIL")):
                 break
         out.append(proc.stdout.read())
+        stderr = proc.stderr.read()
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
@@ -240,12 +250,33 @@ def test_reconnect_after_sigkill_resumes_frames_within_2s(build, media, tmp_path
         server.stop()
     stdout = "".join(out)
     res = _result(stdout)
-    assert proc.returncode == 0, stdout + server.log()
+    assert "Sanitizer" not in stderr, stderr[-6000:]
+    assert proc.returncode == 0, stdout + stderr[-4000:] + server.log()
     assert res["reconnects"] >= 1
     assert res["resume_ms"] < 2000, res
     sys.stderr.write(f"\n[bridge] sidecar down {down_s:.1f} s; stream reopened "
                      f"{res['stream_reopened_ms']:.0f} ms and frames resumed "
                      f"{res['resume_ms']:.0f} ms after the restart\n")
+
+
+def test_line_after_long_silence_is_accepted(build, media, tmp_path):
+    """The server refuses audio more than max_audio_gap after a channel's last chunk; the bridge
+    keeps idle channels alive with short silences. With the gap at 2 s, a line pushed after 5 s
+    of silence must still be rendered (without the keep-alive the stream fails)."""
+    config = tmp_path / "gap.yaml"
+    config.write_text("limits: {max_audio_gap_s: 2.0}\n")
+    server = Sidecar(tmp_path / "data", tmp_path / "server.log", config)
+    server.start()
+    try:
+        r = _run([str(build / "npc_bridge_test_asan"), "idle", "--target", server.target,
+                  "--speak", str(media["speak"]), "--image", str(media["image"])], 120,
+                 env=ASAN_ENV)
+    finally:
+        server.stop()
+    assert "Sanitizer" not in r.stderr, r.stderr[-6000:]
+    res = _result(r.stdout)
+    assert r.returncode == 0, r.stdout + server.log()
+    assert res["speaking_after_idle"] > 10
 
 
 def test_cmake_wire_code_matches_gen_proto_script(build, tmp_path):

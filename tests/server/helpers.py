@@ -22,6 +22,10 @@ class ServerThread:
     def __init__(self, data_dir: Path, model, **overrides) -> None:
         self.config = ServerConfig(address="127.0.0.1", port=0, data_dir=str(data_dir),
                                    warmup_chunks=0, shutdown_grace_s=2.0)
+        # A fixed capacity (limits.max_sessions): these tests are about the protocol, not about
+        # how many streams this shared CPU sustains (tests/server/test_scheduler*.py are).
+        self.config.admission.measured = False
+        self.config.admission.calibrate = False
         for key, value in overrides.items():
             obj = self.config
             *path, last = key.split("__")

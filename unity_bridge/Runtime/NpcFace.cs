@@ -100,7 +100,11 @@ namespace NpcRuntime.Bridge
             }
             _performer.MarkLine(line.LineId, start, end, line.subtitle);
             foreach (EmotionKey k in line.SortedEmotions())
-                _performer.SetEmotion(k.tag, k.intensity, k.blendSeconds, start + (long)(k.time * 1e6));
+            {
+                // A designer typo must not cost the line: log it, keep the other keys.
+                try { _performer.SetEmotion(k.tag, k.intensity, k.blendSeconds, start + (long)(k.time * 1e6)); }
+                catch (NpcBridgeException e) { Debug.LogWarning("NpcFace: " + line.name + ": " + e.Message, this); }
+            }
             if (voice != null)
             {
                 voice.clip = line.clip;
@@ -112,7 +116,9 @@ namespace NpcRuntime.Bridge
         /// <summary>Changes the NPC's emotion now (a tag or preset), blending over blendSeconds.</summary>
         public void SetEmotion(string emotionTag, float intensity, float blendSeconds)
         {
-            if (_performer != null) _performer.SetEmotion(emotionTag, intensity, blendSeconds);
+            if (_performer == null) return;
+            try { _performer.SetEmotion(emotionTag, intensity, blendSeconds); }
+            catch (NpcBridgeException e) { Debug.LogWarning("NpcFace: " + e.Message, this); }
         }
 
         /// <summary>Player voice from any source (VOIP, a capture component): mono samples.</summary>

@@ -1,0 +1,88 @@
+"""Smoke runs of the three stages, chained as in the recipe; what each exports is honest."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from npc_runtime.checkpoint import read_meta
+from npc_runtime.pipeline import PerformanceModel
+
+
+def test_vae_stage_exports_full_lpm_with_only_the_vae_trained(chain):
+    summary, run = chain["vae"]
+    cfg, trained, info = read_meta(run / "export")
+    assert trained is False
+    assert info["vae"] == "trained" and info["dit"].startswith("untrained")
+    assert info["audio"].startswith("untrained") and np.isfinite(info["psnr_db"])
+    model = PerformanceModel.from_checkpoint(run / "export")     # a full LPM state dict
+    assert model.lpm.vae.latent_scale.item() == pytest.approx(info["latent_scale"], rel=1e-4)
+    assert model.lpm.vae.latent_scale.item() != 1.0
+    for name in ("loss.png", "metrics.jsonl", "summary.json", "train.yaml", "model.yaml"):
+        assert (run / name).is_file(), name
+    assert list((run / "samples").glob("vae-*.png"))
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4]
+    assert any("eval_psnr_db" in x for x in lines)
+
+
+def test_base_stage_uses_the_trained_vae_and_keeps_it_frozen(chain):
+    _, vae_run = chain["vae"]
+    _, run = chain["base"]
+    cfg, trained, info = read_meta(run / "export")
+    assert info["stage"] == "base" and info["causal"] is False and info["vae"] == "trained"
+    from safetensors.torch import load_file
+    a, b = load_file(str(vae_run / "export/model.safetensors")), \
+        load_file(str(run / "export/model.safetensors"))
+    for k in a:
+        if k.startswith("vae."):
+            assert torch.equal(a[k], b[k]), k          # frozen: bit-identical
+    changed = [k for k in a if k.startswith("dit.") and not torch.equal(a[k], b[k])]
+    assert changed                                      # and the DiT did train
+    assert np.isfinite(info["val_loss"])
+
+
+def test_online_stage_streams_and_reports_both_phases(chain):
+    summary, run = chain["online"]
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["phase"] for x in lines] == [0.0, 0.0, 1.0, 1.0]
+    assert "loss_ode" in lines[0] and "loss_dm" in lines[-1] and "loss_critic" in lines[-1]
+    assert all(np.isfinite(v) for x in lines for v in x.values())
+    cfg, trained, info = read_meta(run / "export")
+    assert trained is True and info["stage"] == "online" and info["sampling_steps"] <= 4
+    model = PerformanceModel.from_checkpoint(run / "export")
+    refs = np.full((1, cfg.frame_size, cfg.frame_size, 3), 128, np.uint8)
+    frames = model.perform(refs, np.zeros(16_000 // 5, np.float32))
+    assert frames.shape == (5, cfg.frame_size, cfg.frame_size, 3)
+
+
+def test_cli_smoke_and_export(tmp_path):
+    from npc_runtime.cli import main
+
+    out = tmp_path / "vae"
+    assert main(["train", "vae", "--smoke", "--steps", "2", "--out", str(out),
+                 "--threads", "1", "--no-progress"]) == 0
+    assert (out / "export/model.safetensors").is_file()
+    assert main(["train", "export", str(out), "--dest", str(tmp_path / "again")]) == 0
+    _, _, info = read_meta(tmp_path / "again")
+    assert info["vae_steps"] == 2 and "exported_from" not in info
+
+
+def test_bench_performers_stream_trained_exports(chain):
+    from npc_runtime.bench.cases import BenchCase
+    from npc_runtime.train.performers import BaseLPMPerformer, OnlineLPMPerformer
+
+    _, online = chain["online"]
+    _, base = chain["base"]
+    cfg, _, _ = read_meta(online / "export")
+    n, rng = 10, np.random.default_rng(0)
+    case = BenchCase(name="t", references=rng.integers(0, 256, (2, 32, 32, 3), np.uint8),
+                     speak_audio=rng.standard_normal(n * 640).astype(np.float32) * 0.1,
+                     listen_audio=np.zeros(n * 640, np.float32),
+                     emotion=np.tile(np.eye(cfg.emotion_dim, dtype=np.float32)[:1], (n, 1)),
+                     speaking=np.ones(n, bool), listening=np.zeros(n, bool))
+    for performer in (OnlineLPMPerformer(online / "export"),
+                      BaseLPMPerformer(base / "export", clip_chunks=2, steps=2)):
+        frames = np.concatenate(list(performer.perform(case)))
+        assert frames.shape == (n, 32, 32, 3) and frames.dtype == np.uint8
