@@ -18,7 +18,7 @@ from npc_runtime.bench import metrics as M
 from npc_runtime.bench.cases import BenchCase
 from npc_runtime.bench.performers import Performer
 from npc_runtime.bench.probes import Probe
-from npc_runtime.world.performance import NUM_PERF, P
+from npc_runtime.world.performance import EXPRESSION_INDEX, NUM_PERF, P
 
 log = logging.getLogger(__name__)
 VIDEO_SECONDS = 8.0
@@ -32,6 +32,7 @@ class Observation:
     perf_hat: np.ndarray  # (T, NUM_PERF) probe readings
     id_hat: np.ndarray  # (T, F) probe identity features, z-scored
     id_ref: np.ndarray  # (F,) the reference image's identity features, z-scored
+    perf_ref: np.ndarray  # (NUM_PERF,) probe reading of the (neutral, frontal) reference
     frame_mean: np.ndarray  # (T, 3)
     frame_std: np.ndarray  # (T,)
     sharpness: np.ndarray  # (T,)
@@ -59,7 +60,7 @@ def _sharpness(x: np.ndarray) -> np.ndarray:
 def observe(performer: Performer, case: BenchCase, probe: Probe) -> Observation:
     """Run `performer` on `case`, reading every frame with the probe."""
     z_mean, z_std = probe.net.mean.numpy()[NUM_PERF:], probe.net.std.numpy()[NUM_PERF:]
-    _, ref_id = probe.read(case.references[:1])
+    ref_perf, ref_id = probe.read(case.references[:1])
     perfs, ids, means, stds, sharp, d1, d2 = [], [], [], [], [], [], []
     video, n_video = [], int(VIDEO_SECONDS * case.fps)
     prev: np.ndarray | None = None  # the last two frames of the previous chunk
@@ -105,7 +106,7 @@ def observe(performer: Performer, case: BenchCase, probe: Probe) -> Observation:
                          f"expected {case.num_frames}")
     return Observation(
         case=case, perf_hat=np.concatenate(perfs), id_hat=np.concatenate(ids),
-        id_ref=((ref_id[0] - z_mean) / z_std), frame_mean=np.concatenate(means),
+        id_ref=((ref_id[0] - z_mean) / z_std), perf_ref=ref_perf[0], frame_mean=np.concatenate(means),
         frame_std=np.concatenate(stds), sharpness=np.concatenate(sharp),
         d1=np.concatenate(d1), d2=np.concatenate(d2) if d2 else np.zeros(0),
         seconds=busy, first_frame_s=first_frame_s or 0.0, video=np.concatenate(video))
@@ -130,7 +131,11 @@ def case_metrics(obs: Observation) -> dict:
     out["identity_csim"] = float(csim.mean())
     out["identity_csim_per_s"] = M.per_second(csim, fps).round(4).tolist()
     out.update(M.drift(csim, obs.frame_mean, obs.frame_std, obs.sharpness, fps))
-    out.update(M.emotion_scores(obs.perf_hat, c.emotion, fps))
+    # Expression is read relative to the neutral reference: the probe's reading of a neutral
+    # face of this identity is its bias for this identity, not an expression.
+    expr = obs.perf_hat.copy()
+    expr[:, EXPRESSION_INDEX] -= obs.perf_ref[EXPRESSION_INDEX]
+    out.update(M.emotion_scores(expr, c.emotion, fps))
     out.update(M.listening_counts(obs.perf_hat, c.speaking, c.listening, fps))
     out.update(M.temporal(obs.d1, obs.d2, c.chunk))
     return out

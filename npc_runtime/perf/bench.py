@@ -256,6 +256,11 @@ def plot(report: dict, path: Path) -> None:
     a.plot(n, [r["fps_mean"] for r in levels], "o-", label="mean fps per NPC")
     a.plot(n, [r["fps_min"] for r in levels], "s--", label="min fps per NPC")
     a.axhline(25, color="grey", lw=0.8, ls=":", label="25 fps")
+    c = report.get("compare")
+    if c:
+        a.plot([c["n"]], [c["batched"]["fps_mean"]], "g^", label=f"batched (N={c['n']})")
+        a.plot([c["n"]], [c["one_at_a_time"]["fps_mean"]], "rv",
+               label=f"one at a time (N={c['n']})")
     a.set_xlabel("concurrent NPC streams")
     a.set_ylabel("delivered fps")
     a.set_title(f"sustained at 25 fps: {report['sustained_npcs']} NPC(s)")

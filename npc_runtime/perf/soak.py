@@ -96,7 +96,7 @@ class _Judge:
 
     def reference(self, npc_id: str, png: bytes) -> None:
         from PIL import Image
-        img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        img = np.array(Image.open(io.BytesIO(png)).convert("RGB"))   # writable for torch
         self._refs[npc_id] = self._z(img[None])[0]
 
     def csim(self, npc_id: str, result: StreamResult, every: int) -> list[tuple[float, float]]:

@@ -40,10 +40,16 @@ class LinearFit:
 
 
 class CostModel:
-    """Measured step time vs batch size, per sampling-step count (thread-safe)."""
+    """Measured step time vs batch size, per sampling-step count (thread-safe).
+
+    The prediction is a *shape* (fixed vs per-session cost, fitted whenever the recent window
+    spans several batch sizes and the fit is sane) times a *level* (the median ratio of
+    recent measured to shape-predicted times). A steady load that only ever runs one batch
+    size, or a machine that got slower, moves the level and keeps the calibrated shape."""
 
     def __init__(self, window: int = 64) -> None:
         self._obs: dict[int, deque[tuple[int, float]]] = {}
+        self._shapes: dict[int, LinearFit] = {}
         self._fits: dict[int, LinearFit] = {}
         self._window = window
         self._lock = threading.Lock()
@@ -54,7 +60,17 @@ class CostModel:
         with self._lock:
             obs = self._obs.setdefault(steps, deque(maxlen=self._window))
             obs.append((batch, seconds))
-            self._fits[steps] = _fit(obs)
+            b = np.array([o[0] for o in obs], np.float64)
+            t = np.array([o[1] for o in obs], np.float64)
+            shape = _linear(b, t) or self._shapes.get(steps)
+            if shape is None:
+                # One batch size seen so far: the split between fixed and per-session cost is
+                # unknown; assume it all scales with the batch (pessimistic for admission).
+                shape = LinearFit(0.0, float(np.median(t / b)), len(obs))
+            self._shapes[steps] = shape
+            level = float(np.median(t / (shape.fixed_s + shape.per_session_s * b)))
+            self._fits[steps] = LinearFit(shape.fixed_s * level, shape.per_session_s * level,
+                                          len(obs))
 
     def fit(self, steps: int) -> LinearFit | None:
         with self._lock:
@@ -80,19 +96,15 @@ class CostModel:
             return dict(self._fits)
 
 
-def _fit(obs) -> LinearFit:
-    b = np.array([o[0] for o in obs], np.float64)
-    t = np.array([o[1] for o in obs], np.float64)
+def _linear(b: np.ndarray, t: np.ndarray) -> LinearFit | None:
+    """Least-squares fixed + per-session cost, or None when the data cannot tell them apart
+    (one batch size) or the fit is not physical (noise on a busy machine)."""
     if np.ptp(b) == 0:
-        # One batch size seen: the split between fixed and per-session cost is unknown; assume
-        # all of it scales with the batch (the pessimistic choice for admission).
-        return LinearFit(0.0, float(np.median(t) / b[0]), len(obs))
+        return None
     slope, intercept = np.polyfit(b, t, 1)
-    if slope <= 0:      # noise on a busy machine: fall back to proportional
-        return LinearFit(0.0, float(np.mean(t / b)), len(obs))
-    if intercept < 0:
-        return LinearFit(0.0, float(np.sum(t * b) / np.sum(b * b)), len(obs))
-    return LinearFit(float(intercept), float(slope), len(obs))
+    if slope <= 0 or intercept < 0:
+        return None
+    return LinearFit(float(intercept), float(slope), len(b))
 
 
 def calibrate(model, cost: CostModel, steps: tuple[int, ...], batch: int, repeats: int) -> None:

@@ -8,6 +8,8 @@ never silently falls back to a default. Example::
     data_dir: ./npc_data
     limits: {max_sessions: 8}
     stream: {default_texture_format: rgba8}
+    scheduler: {hero_npcs: [king], degraded_steps: 1}
+    admission: {target_utilisation: 0.75}
 """
 
 from __future__ import annotations

@@ -12,8 +12,12 @@ kept only as history and reported as AUDIO_LATE. If the engine falls behind real
 than `max_lag_s`, the session skips ahead to the current time (FRAMES_DROPPED) so latency stays
 bounded.
 
-Threads. Client messages arrive on the event loop; the engine thread calls `make_request` and
-`deliver`. A lock guards the shared state; `deliver` hands results to the loop's queue.
+Overload. Under the scheduler's level-2 degradation a background session's chunk can be *held*
+(`hold`): its frames advance the clock with exact pts and events but repeat the last rendered
+frame, so the stream keeps its pace without a model step.
+
+Threads. Client messages arrive on the event loop; the engine thread calls `make_request`,
+`hold` and `deliver`. A lock guards the shared state; `deliver` hands results to the loop's queue.
 """
 
 from __future__ import annotations

@@ -85,8 +85,9 @@ class _IdentityTensors:
         self.has_hair = (style != 0).float()
         self.long_hair = (style == 2).float()
         self.tuft = (style == 4).float()
-        # Hairline height as a fraction of the head's half-height, per style.
-        self.hairline = torch.tensor([-0.5, -0.5, -0.45, -0.2, -0.6],
+        # Hairline height as a fraction of the head's half-height, per style. Always above the
+        # highest brow position: brows share the hair colour and would vanish on a fringe.
+        self.hairline = torch.tensor([-0.6, -0.62, -0.58, -0.52, -0.7],
                                      dtype=torch.float32)[style]
 
 

@@ -58,6 +58,17 @@ def test_cost_model_recovers_fixed_and_per_session_cost():
     assert cost.predict(1, 3) == pytest.approx(0.07 * 4 / 3)
 
 
+def test_cost_model_follows_a_steady_load_keeping_the_calibrated_shape():
+    cost = CostModel(window=8)
+    for b in (1, 4):                                # calibration: 20 ms + 5 ms per session
+        cost.observe(b, 2, 0.02 + 0.005 * b)
+    for _ in range(8):                              # then only batches of 3, twice as slow
+        cost.observe(3, 2, 2 * (0.02 + 0.005 * 3))
+    assert cost.predict(3, 2) == pytest.approx(0.07)        # the level follows the load
+    assert cost.predict(1, 2) == pytest.approx(0.05, rel=0.15)   # the shape is kept
+    assert cost.fit(2).fixed_s > 0
+
+
 def test_every_due_session_is_stepped_in_one_batch():
     due = [TimedSource(f"s{i}", 10.0) for i in range(3)]
     later = TimedSource("later", 10.1)
@@ -113,7 +124,8 @@ def test_level_two_holds_background_every_other_chunk_and_never_a_hero():
         assert out.level == 2
         assert hero in out.batches[0].sources and hero not in out.held
         held_rounds.append(set(out.held))
-        s.update_from_output(out, [0.01] * len(out.batches), finished_at=10.0)
+        took = [s.cost.predict(len(b.sources), b.steps) for b in out.batches]
+        s.update_from_output(out, took, finished_at=10.0)
     assert held_rounds[0] == set(bg) and held_rounds[1] == set()   # alternate chunks
     assert held_rounds[2] == set(bg)
     never = TimedSource("fresh", 10.0, rendered=False)   # nothing rendered yet: cannot hold
@@ -127,11 +139,11 @@ def test_overrun_raises_the_floor_until_enough_ticks_are_on_time():
     s.add_session(a, Priority.NORMAL)
     out = s.schedule(10.0)
     assert out.level == 0
-    s.update_from_output(out, [0.3], finished_at=10.3)          # deadline was 10.16
+    s.update_from_output(out, [0.021], finished_at=10.3)        # deadline was 10.16
     assert s.schedule(10.0).level == 1
     for _ in range(3):
         out = s.schedule(10.0)
-        s.update_from_output(out, [0.01], finished_at=10.01)
+        s.update_from_output(out, [0.021], finished_at=10.01)
     assert s.schedule(10.0).level == 0
 
 
