@@ -78,7 +78,8 @@ class ProbeNet(nn.Module):
         self.config = config
         self.face = _stack(config.face_channels)
         self.whole = _stack(config.global_channels)
-        n_face = config.face_channels[-1] * (config.face_size // 2 ** len(config.face_channels)) ** 2
+        face_side = config.face_size // 2 ** len(config.face_channels)
+        n_face = config.face_channels[-1] * face_side ** 2
         n_whole = config.global_channels[-1] * (
             config.global_size // 2 ** len(config.global_channels)) ** 2
         # Flatten, not pool: gaze, pose and mouth are positions, pooling would discard them.

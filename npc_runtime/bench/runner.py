@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -44,7 +44,8 @@ class Observation:
     metrics: dict = field(default_factory=dict)
 
 
-def _chunks(frames) -> list | object:
+def _chunks(frames) -> Iterable[np.ndarray]:
+    """A whole-array answer is split into chunks so both kinds stream the same way."""
     if isinstance(frames, np.ndarray):
         return (frames[i:i + 100] for i in range(0, len(frames), 100))
     return frames
@@ -106,7 +107,8 @@ def observe(performer: Performer, case: BenchCase, probe: Probe) -> Observation:
                          f"expected {case.num_frames}")
     return Observation(
         case=case, perf_hat=np.concatenate(perfs), id_hat=np.concatenate(ids),
-        id_ref=((ref_id[0] - z_mean) / z_std), perf_ref=ref_perf[0], frame_mean=np.concatenate(means),
+        id_ref=((ref_id[0] - z_mean) / z_std), perf_ref=ref_perf[0],
+        frame_mean=np.concatenate(means),
         frame_std=np.concatenate(stds), sharpness=np.concatenate(sharp),
         d1=np.concatenate(d1), d2=np.concatenate(d2) if d2 else np.zeros(0),
         seconds=busy, first_frame_s=first_frame_s or 0.0, video=np.concatenate(video))

@@ -53,10 +53,11 @@ class StreamResult:
     dropped_frames: int = 0
     audio_s: float = 0.0
     started_event: asyncio.Event = field(default_factory=asyncio.Event)
+    closed: bool = False                      # the call is over: the request writer stops
 
     @property
     def started(self) -> bool:
-        return self.audio_t0 is not None and bool(self.started_event.is_set())
+        return self.audio_t0 is not None and not self.closed
 
     def delivered_frames(self) -> int:
         """Frames received, counting at most the expected ones (the last chunk is whole, so
@@ -127,6 +128,8 @@ async def _requests(npc_id: str, script: Script, rx: StreamResult, seed: int,
                                                                    intensity=c.intensity)),
             transition_s=c.transition_s, pts_us=int(c.at_s * 1e6)))
     await rx.started_event.wait()
+    if rx.closed:                 # refused or failed before it started
+        return
     rx.audio_t0 = time.monotonic()
     for offset, msg in _audio_messages(script):
         delay = rx.audio_t0 + offset - time.monotonic()
@@ -186,6 +189,9 @@ async def run_stream(stub, npc_id: str, script: Script, *, seed: int = 0,
         if canceller is not None:
             canceller.cancel()
         rx.end_t = time.monotonic()
+        if not rx.started_event.is_set():
+            rx.closed = True
+            rx.started_event.set()    # release the request writer so it finishes
     if rx.cancelled_at is not None:
         rx.status = "CANCELLED"
     return rx

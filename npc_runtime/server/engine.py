@@ -154,7 +154,8 @@ class Engine:
                 continue
             with self._wake:
                 if self._running and not self._jobs and not self._pending:
-                    wait = self.idle_wait_s if out.next_due is None else max(0.0, out.next_due - now)
+                    wait = (self.idle_wait_s if out.next_due is None
+                            else max(0.0, out.next_due - now))
                     self._wake.wait(min(wait, self.idle_wait_s))
         log.info("engine thread stopped")
 

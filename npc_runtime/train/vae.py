@@ -30,6 +30,7 @@ from npc_runtime.train.loop import Run, Stage
 from npc_runtime.train.visuals import save_grid
 
 log = logging.getLogger(__name__)
+TARGET_PSNR_DB = 30.0   # the bar for shipping the VAE as "good"
 
 
 class Reconstruction(nn.Module):
@@ -128,6 +129,8 @@ class VAEStage(Stage):
                 "vae_steps": self.step, "vae_batch": run.cfg.batch_size,
                 "psnr_db": round(metrics["psnr_db"], 2),
                 "psnr_db_min": round(metrics["psnr_db_min"], 2),
+                "psnr_target_db": TARGET_PSNR_DB,
+                "meets_psnr_target": bool(metrics["psnr_db"] >= TARGET_PSNR_DB),
                 "psnr_eval": f"{len(self._eval)} held-out frames (split=eval, seeds "
                              f"{run.cfg.data.eval_seed}+)",
                 "latent_scale": round(scale, 5), "recipe": "npc-runtime train vae"}

@@ -70,7 +70,8 @@ class Identity:
         kw = {}
         for f in fields(cls):
             v = d[f.name]
-            kw[f.name] = tuple(float(x) for x in v) if isinstance(v, (list, tuple, np.ndarray)) else v
+            is_seq = isinstance(v, (list, tuple, np.ndarray))
+            kw[f.name] = tuple(float(x) for x in v) if is_seq else v
         kw["hair_style"], kw["seed"] = int(kw["hair_style"]), int(kw["seed"])
         for b in ("glasses", "beard", "hat"):
             kw[b] = bool(kw[b])

@@ -33,10 +33,13 @@ def test_mouth_open_r2_at_least_0_9(heldout):
 
 
 def test_pose_and_expression_are_readable(heldout):
-    for name in ("head_pitch", "head_yaw", "head_roll", "sway", "blink"):
-        assert heldout[name] > 0.8, (name, heldout[name])
-    for name in ("smile", "brow_raise", "brow_furrow", "eye_wide", "lip_width", "lip_round"):
-        assert heldout[name] > 0.5, (name, heldout[name])
+    for name in ("head_pitch", "head_yaw", "head_roll", "sway", "smile"):
+        assert heldout[name] > 0.9, (name, heldout[name])
+    for name in ("blink", "brow_raise", "brow_furrow", "sneer", "gaze_x"):
+        assert heldout[name] > 0.6, (name, heldout[name])
+    # The weakest: one- or two-pixel effects at 64 px (see docs/bench.md, "Probes").
+    for name in ("eye_wide", "lip_width", "lip_round", "gaze_y"):
+        assert heldout[name] > 0.3, (name, heldout[name])
 
 
 def test_identity_colours_and_accessories_are_readable(heldout):

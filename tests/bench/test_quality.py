@@ -61,7 +61,7 @@ def test_ceiling_is_near_perfect(scores):
     assert gt["lip_sync_corr"] > 0.85 and gt["lip_sync_abs_offset_frames"] <= 1
     assert gt["identity_csim"] > 0.9
     assert gt["identity_rank1_min_case"] == 1.0  # identities never confused, on any frame
-    assert gt["emotion_accuracy"] > 0.7
+    assert gt["emotion_accuracy"] > 0.6 and gt["emotion_corr"] > 0.5
     assert gt["listen_nod_gain_per_min"] > 5 and gt["listen_nod_contrast"] > 0.8
     assert 8 < gt["blink_rate_per_min"] < 35
     assert gt["quiet_mouth_open"] < 0.05
@@ -77,7 +77,7 @@ def test_still_reference_floor_fails_what_it_should(scores):
     assert ref["blink_rate_per_min"] < gt["blink_rate_per_min"] - 5
     assert ref["emotion_accuracy"] < gt["emotion_accuracy"] - 0.25
     assert ref["emotion_corr"] < gt["emotion_corr"] - 0.3
-    assert ref["fpd"] > 3 * gt["fpd"]
+    assert ref["fpd"] > 1.5 * gt["fpd"]
 
 
 def test_noise_floor_fails_what_it_should(scores):

@@ -57,8 +57,10 @@ def _assert_kept_frame_rate(r):
 def test_overload_refuses_extra_streams_and_admitted_ones_keep_their_frame_rate(tmp_path):
     # 10 ms + 2 steps x 12 ms per stream, plus the micro model's own compute
     model = costly_model(fixed_s=0.01, per_chunk_step_s=0.012)
+    # 60 % of the chunk period: the headroom an operator gives a sidecar on a noisy shared CPU
     with ServerThread(tmp_path, model, admission__measured=True, admission__calibrate=True,
-                      limits__max_sessions=8, torch_threads=1) as srv:
+                      admission__target_utilisation=0.6, limits__max_sessions=8,
+                      torch_threads=1) as srv:
 
         async def main():
             async with grpc.aio.insecure_channel(srv.target) as ch:
@@ -78,11 +80,14 @@ def test_overload_refuses_extra_streams_and_admitted_ones_keep_their_frame_rate(
 
         stats, live, admitted, extra, final = srv.call(main, timeout=120)
     assert "measured" in stats.capacity_reason, stats.capacity_reason
-    assert 2 <= stats.capacity <= 6, stats.capacity_reason
+    assert 1 <= stats.capacity <= 6, stats.capacity_reason
     assert live.active_sessions == stats.capacity
     for r in extra:
         assert r.status == "RESOURCE_EXHAUSTED"
-        assert f"current capacity is {stats.capacity}" in r.details
+        # the capacity follows every measured step, so it may have moved since startup; the
+        # refusal names the current one, which the live streams fill
+        told = re.search(r"the current capacity is (\d+) \(measured", r.details)
+        assert told and 1 <= int(told.group(1)) <= live.active_sessions, r.details
     for r in admitted:
         _assert_kept_frame_rate(r)
     assert final.streams_refused == 2
