@@ -12,9 +12,11 @@ frames because `generate_session` is deterministic in its seed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +27,25 @@ from npc_runtime.train.config import DataConfig
 from npc_runtime.world.session import Session, generate_session
 
 log = logging.getLogger(__name__)
+
+
+def world_fingerprint() -> str:
+    """Hash of the world generator's source (and emotion vocabulary) as imported by this process.
+
+    Batches are a pure function of (seed, step) only while the world code is unchanged: a
+    checkpoint records this, and a resume under a different world is reported (it still runs,
+    but no longer replays the same data)."""
+    import npc_runtime.world as world
+    h = hashlib.sha256()
+    root = Path(world.__file__).parent
+    for path in sorted(root.glob("*.py")) + [root.parent / "emotions.yaml"]:
+        if path.is_file():
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+_WORLD_AT_IMPORT = world_fingerprint()
 
 
 def to_unit(frames: np.ndarray) -> torch.Tensor:

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from npc_runtime.config import ModelConfig, save_config
 from npc_runtime.train.config import TrainConfig, save_train_config, train_config_to_dict
+from npc_runtime.train import data as data_module
 from npc_runtime.train.data import Sampler
 from npc_runtime.train.distributed import Dist
 
@@ -128,7 +129,8 @@ def checkpoint_state(stage: Stage, step: int) -> dict[str, Any]:
         "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                 "python": random.getstate(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-        "data_cursor": {"step": step, "note": "batches are a pure function of (seed, step)"},
+        "data_cursor": {"step": step, "note": "batches are a pure function of (seed, step)",
+                        "world": data_module._WORLD_AT_IMPORT},
         "history": stage.run.history,
         "train_config": train_config_to_dict(stage.run.cfg),
     }
@@ -168,6 +170,11 @@ def load_state(path: Path, stage: Stage) -> int:
     if rng.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     stage.run.history[:] = state["history"]
+    world = state.get("data_cursor", {}).get("world")
+    if world != data_module._WORLD_AT_IMPORT:
+        log.warning("%s was written under world generator %s, this process has %s: the data "
+                    "after the resume point differs from an uninterrupted run's", path, world,
+                    data_module._WORLD_AT_IMPORT)
     stage.step = int(state["step"])
     return stage.step
 
@@ -325,6 +332,7 @@ def train(cfg: TrainConfig, out: str | Path, stage_cls: type[Stage], resume: boo
     if metrics_file:
         metrics_file.close()
     summary: dict[str, Any] = {"stage": cfg.stage, "model": model_cfg.name, "step": step,
+                               "world": data_module._WORLD_AT_IMPORT,
                                "steps": cfg.steps, "world_size": dist.world,
                                "train_seconds_this_process": time.time() - t_start,
                                "interrupted": interrupted}
