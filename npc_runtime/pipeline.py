@@ -140,7 +140,11 @@ class PerformanceModel:
         `tiny` model that says it is untrained."""
         shipped = Path(str(resources.files("npc_runtime").joinpath(DEFAULT_CHECKPOINT)))
         if (shipped / "model.yaml").is_file():
-            return cls.from_checkpoint(shipped, device=device, **kwargs)
+            model = cls.from_checkpoint(shipped, device=device, **kwargs)
+            if not model.trained:
+                log.warning("the shipped checkpoint is %s: frames will not look like the NPC",
+                            model.status)
+            return model
         log.warning("no trained checkpoint shipped in the package: using an UNTRAINED seeded "
                     "random 'tiny' model (frames will be noise-like)")
         return cls.from_config(preset("tiny"), seed=0, device=device, **kwargs)
@@ -176,12 +180,24 @@ class PerformanceModel:
             self._fingerprint = h.hexdigest()[:16]
         return self._fingerprint
 
+    @property
+    def status(self) -> str:
+        """One line for logs and ServerInfo; never calls a partly trained model trained."""
+        if self.trained:
+            return "trained"
+        parts = {k: str(self.info[k]) for k in ("vae", "audio", "dit") if k in self.info}
+        trained_parts = [k for k, v in parts.items() if v.startswith("trained")]
+        if trained_parts:
+            return (f"untrained (only {', '.join(trained_parts)} trained; the rest is a seeded "
+                    "random init)")
+        return "untrained (seeded random init)"
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": f"online-lpm-{self.cfg.name}",
             "config": self.cfg.name,
             "trained": self.trained,
-            "status": "trained" if self.trained else "untrained (seeded random init)",
+            "status": self.status,
             "parameters": sum(p.numel() for p in self.lpm.parameters()),
             "fps": self.fps,
             "frame_size": self.frame_size,

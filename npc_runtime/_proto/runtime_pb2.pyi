@@ -28,20 +28,31 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self, client_protocol_version: _Optional[int] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "config", "trained", "parameter_count", "fingerprint", "device")
+    __slots__ = ("name", "config", "trained", "parameter_count", "fingerprint", "device", "status", "info")
+    class InfoEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     TRAINED_FIELD_NUMBER: _ClassVar[int]
     PARAMETER_COUNT_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
     name: str
     config: str
     trained: bool
     parameter_count: int
     fingerprint: str
     device: str
-    def __init__(self, name: _Optional[str] = ..., config: _Optional[str] = ..., trained: _Optional[bool] = ..., parameter_count: _Optional[int] = ..., fingerprint: _Optional[str] = ..., device: _Optional[str] = ...) -> None: ...
+    status: str
+    info: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., config: _Optional[str] = ..., trained: _Optional[bool] = ..., parameter_count: _Optional[int] = ..., fingerprint: _Optional[str] = ..., device: _Optional[str] = ..., status: _Optional[str] = ..., info: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class FrameSize(_message.Message):
     __slots__ = ("width", "height")

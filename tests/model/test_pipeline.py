@@ -101,3 +101,12 @@ def test_perform_whole_clip_length(micro_model, rng):
     frames = m.perform(random_refs(rng, 1, m.frame_size), speak)
     assert frames.shape[0] == 13                         # 0.5 s = 12.5 frames: the last partial one is kept
     assert m.session_count == 0                          # the session was closed
+
+
+def test_status_never_calls_a_partly_trained_model_trained(micro_cfg, tmp_path):
+    m = PerformanceModel.from_config(micro_cfg)
+    save_checkpoint(tmp_path / "vae_only", m.lpm, m.cfg, trained=False,
+                    info={"vae": "trained", "dit": "untrained (random init, seed 0)"})
+    loaded = PerformanceModel.from_checkpoint(tmp_path / "vae_only")
+    assert loaded.describe()["trained"] is False
+    assert loaded.status.startswith("untrained") and "only vae trained" in loaded.status

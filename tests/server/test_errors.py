@@ -238,6 +238,10 @@ def test_health_and_reflection(srv):
     info = srv.stub_.GetServerInfo(runtime_pb2.GetServerInfoRequest(), timeout=5)
     assert info.protocol_version == 1 and info.limits.max_image_bytes == 256 << 10
     assert list(info.emotions.tags)[:2] == ["neutral", "happy"] and info.fps == 25
+    # The model describes itself honestly: trained flag and status line agree.
+    assert info.model.status and info.model.trained == (info.model.status == "trained")
+    if not info.model.trained:
+        assert info.model.status.startswith("untrained")
     channel.close()
 
 
