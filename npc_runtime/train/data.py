@@ -167,8 +167,9 @@ def clip_batch(cfg: ModelConfig, sessions: list[Session], rng: np.random.Generat
         views = rng.permutation(len(s.references))[:n_refs]
         refs.append(s.references[np.sort(views)])
         chunk0 = first // c
-        speak.append(np.stack([_span(s.speak_audio, cfg, chunk0 + j) for j in range(n_chunks)]))
-        listen.append(np.stack([_span(s.listen_audio, cfg, chunk0 + j) for j in range(n_chunks)]))
+        chunks = range(chunk0, chunk0 + n_chunks)
+        speak.append(np.stack([chunk_audio(s.speak_audio, cfg, k) for k in chunks]))
+        listen.append(np.stack([chunk_audio(s.listen_audio, cfg, k) for k in chunks]))
         emotion.append(s.emotion[first:first + f])
         p0 = int(rng.integers(max(1, max_position)))
         positions.append(np.arange(p0, p0 + f))
@@ -181,7 +182,7 @@ def clip_batch(cfg: ModelConfig, sessions: list[Session], rng: np.random.Generat
                 session_seeds=seeds, start_frames=firsts)
 
 
-def _span(track: np.ndarray, cfg: ModelConfig, chunk: int) -> np.ndarray:
+def chunk_audio(track: np.ndarray, cfg: ModelConfig, chunk: int) -> np.ndarray:
     """The audio window chunk `chunk` hears, zero outside the track (as the stream fills it)."""
     start, end = audio_span(cfg, chunk)
     out = np.zeros(end - start, np.float32)

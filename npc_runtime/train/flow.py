@@ -115,7 +115,8 @@ def guided(lpm: LPM, cond: Conditioning, null: Conditioning | None, scale: float
 
 @torch.no_grad()
 def sample_clip(velocity, noise: torch.Tensor, timesteps: list[float],
-                keep_at: list[float] | None = None) -> tuple[torch.Tensor, dict[float, torch.Tensor]]:
+                keep_at: list[float] | None = None
+                ) -> tuple[torch.Tensor, dict[float, torch.Tensor]]:
     """Euler ODE over a whole clip (one t for every frame); also returns x at `keep_at` times."""
     x, kept = noise, {}
     b, f = noise.shape[:2]

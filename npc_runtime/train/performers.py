@@ -20,7 +20,7 @@ import torch
 from npc_runtime.bench.cases import BenchCase
 from npc_runtime.pipeline import ChunkRequest, PerformanceModel, slice_audio
 from npc_runtime.sampler import flow_timesteps
-from npc_runtime.train.data import Clip, _span, to_uint8, to_unit
+from npc_runtime.train.data import Clip, chunk_audio, to_uint8, to_unit
 from npc_runtime.train.flow import Conditioning, guided, load_lpm, sample_clip
 
 
@@ -79,9 +79,9 @@ class BaseLPMPerformer:
         for j in range(n_clips):
             chunks = range(j * self.clip_chunks, (j + 1) * self.clip_chunks)
             clip = Clip(frames=torch.zeros(1, f, 3, 1, 1), references=refs,
-                        speak=torch.from_numpy(np.stack([_span(case.speak_audio, cfg, k)
+                        speak=torch.from_numpy(np.stack([chunk_audio(case.speak_audio, cfg, k)
                                                          for k in chunks]))[None],
-                        listen=torch.from_numpy(np.stack([_span(case.listen_audio, cfg, k)
+                        listen=torch.from_numpy(np.stack([chunk_audio(case.listen_audio, cfg, k)
                                                           for k in chunks]))[None],
                         emotion=torch.from_numpy(emotion[j * f:(j + 1) * f])[None],
                         positions=torch.arange(j * f, (j + 1) * f)[None],

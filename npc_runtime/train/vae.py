@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from npc_runtime.checkpoint import save_checkpoint
@@ -116,7 +115,7 @@ class VAEStage(Stage):
     def export(self, directory: Path) -> dict[str, Any]:
         run, mc = self.run, self.run.model_cfg
         self.vae.eval()
-        # Frames from the final pool, drawn by a rank id that never trains (so not a training batch).
+        # Frames of the current pool, drawn under a rank id that never trains (not a batch).
         fit = run.sampler.frames(self.step, 10**6, run.cfg.vae.scale_frames)
         scale = fit_latent_scale(self.vae, fit)
         self.vae.latent_scale.fill_(scale)
