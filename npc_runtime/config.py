@@ -180,14 +180,18 @@ def preset(name: str) -> ModelConfig:
 
 
 # ---------------------------------------------------------------------------------- YAML edge
+def dataclass_to_dict(value: Any) -> Any:
+    """Nested (frozen) dataclasses -> plain dicts/lists for YAML; shared by every typed config."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: dataclass_to_dict(getattr(value, f.name))
+                for f in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [dataclass_to_dict(v) for v in value]
+    return value
+
+
 def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:
-    def convert(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, tuple):
-            return [convert(v) for v in value]
-        return value
-    return convert(cfg)
+    return dataclass_to_dict(cfg)
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:

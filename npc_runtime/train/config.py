@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from npc_runtime.config import (AudioConfig, DiTConfig, ModelConfig, StreamConfig, VAEConfig,
-                                _from_dict, config_to_dict, load_config, preset)
+                                _from_dict, config_to_dict, dataclass_to_dict, load_config,
+                                preset)
 
 STAGES = ("vae", "base", "online")
 
@@ -179,13 +180,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
 
 
 def train_config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    def convert(value: Any) -> Any:
-        if dataclasses.is_dataclass(value):
-            return {f.name: convert(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, tuple):
-            return [convert(v) for v in value]
-        return value
-    return convert(cfg)
+    return dataclass_to_dict(cfg)
 
 
 def save_train_config(cfg: TrainConfig, path: str | Path) -> None:
