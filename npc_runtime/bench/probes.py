@@ -136,6 +136,7 @@ class Probe:
         meta = {"config": json.dumps(asdict(self.net.config)), "targets": json.dumps(TARGETS)}
         if report is not None:
             meta["report"] = json.dumps(report)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # never lose a finished training
         save_file(state, str(path), metadata=meta)
 
     @torch.no_grad()
