@@ -160,8 +160,14 @@ class PerformHandler:
         model_session = None
         try:
             identity = await self.rt.identities.get(record)
-            model_session = await asyncio.wrap_future(
-                self.rt.engine.call(self.rt.model.open_session, identity, int(start.seed)))
+            opening = self.rt.engine.call(self.rt.model.open_session, identity, int(start.seed))
+            try:
+                model_session = await asyncio.wrap_future(opening)
+            except asyncio.CancelledError:
+                # The client went away while the engine thread was already opening the session:
+                # close it once it exists, or its KV-cache pages would leak.
+                opening.add_done_callback(self._close_orphan)
+                raise
             session = live.session
             session.model_session = model_session
             session.t0 = time.monotonic()             # the timeline starts now
@@ -187,6 +193,10 @@ class PerformHandler:
             if live.session.metrics is not None:
                 self.rt.metrics.close_session(live.session.metrics)
             log.info("stream %s: NPC %s ended", session_id, record.npc_id)
+
+    def _close_orphan(self, opening) -> None:
+        if not opening.cancelled() and opening.exception() is None:
+            self.rt.engine.call(self.rt.model.close_session, opening.result())
 
     def _initial_emotion(self, start, record: NpcRecord) -> np.ndarray:
         vocab = self.rt.vocabulary
