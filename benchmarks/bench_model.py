@@ -90,6 +90,20 @@ def flops_per_frame(name: str) -> float:
     return counter.get_total_flops() / c
 
 
+def matmul_peak_gflops(device: torch.device, n: int = 1024, repeats: int = 20) -> float:
+    """Dense fp32 matmul throughput on this device: what compute-bound batching can reach."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    for _ in range(3):
+        a @ b
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    sync(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - t0) / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="tiny", choices=list(PRESETS))
@@ -111,12 +125,23 @@ def main() -> None:
     print(f"model: {d['name']} ({d['status']}), {d['parameters'] / 1e6:.2f}M params, "
           f"{d['sampling_steps']} steps + commit, chunk {d['chunk_frames']} frames, "
           f"{d['frame_size']}px")
+    flops = flops_per_frame(args.config)
+    peak = matmul_peak_gflops(device)
+    print(f"dense fp32 matmul (1024^3) on this device: {peak:.1f} GFLOP/s")
+    achieved = {}
     for batch in (1, args.batch):
         r = measure(model, batch, args.chunks, rng)
+        achieved[batch] = flops * r["fps_total"] / 1e9
         print(f"B={batch}: {r['fps_per_npc']:.1f} fps per NPC, {r['fps_total']:.1f} fps total, "
               f"{r['chunk_ms']:.1f} ms per chunk step, time to first frame "
               f"{1000 * r['ttff_s']:.0f} ms (+ identity encode {1000 * r['identity_s']:.0f} ms "
               f"once per NPC)")
+        print(f"     {achieved[batch]:.1f} GFLOP/s achieved = {achieved[batch] / peak:.0%} of the "
+              f"dense matmul rate")
+    # Batching can only fill idle compute: if B=1 already runs near the matmul rate, no batch
+    # size can multiply throughput (the bound a CPU sidecar's batching speedup obeys).
+    print(f"batching: B={args.batch} / B=1 throughput = {achieved[args.batch] / achieved[1]:.2f}x; "
+          f"upper bound from the matmul rate = {peak / achieved[1]:.2f}x")
     if not args.no_flops:
         for name in PRESETS:
             print(f"FLOPs per frame [{name}]: {flops_per_frame(name) / 1e9:.2f} GFLOP")

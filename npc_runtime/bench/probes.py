@@ -42,7 +42,7 @@ class ProbeConfig:
     # covering the face at every pose) at face_size, where mouth, eyes and brows are a few
     # pixels big, and the whole frame at global_size for pose, colours, clothes, background.
     face_window: tuple[float, float, float, float] = (-0.65, 0.65, -0.7, 0.6)
-    face_size: int = 64
+    face_size: int = 80
     global_size: int = 32
     face_channels: tuple[int, ...] = (24, 48, 64, 96)
     global_channels: tuple[int, ...] = (16, 32, 48)
@@ -51,11 +51,11 @@ class ProbeConfig:
 
 @dataclass(frozen=True)
 class ProbeTrainConfig:
-    train_frames: int = 16_000
+    train_frames: int = 24_000
     test_frames: int = 1_500
     frames_per_identity: int = 6
     render_size: int = 128
-    epochs: int = 10
+    epochs: int = 16
     batch: int = 64
     lr: float = 2e-3
     seed: int = 0

@@ -99,9 +99,72 @@ def plot_curves(results: dict[str, list[Observation]], path: Path) -> Path:
     return path
 
 
+def save_frames(results: dict[str, list[Observation]], path: Path, count: int = 6) -> Path:
+    """A few frames of case 0 per performer (rows), ground truth on top, same instants."""
+    first = next(iter(results.values()))[0]
+    n = min(len(o[0].video) for o in results.values())
+    at = np.linspace(0, n - 1, count).round().astype(int)
+    rows = [_truth_frames(first.case, n)[at]] + [obs[0].video[at] for obs in results.values()]
+    size = rows[1].shape[1:3] if len(rows) > 1 else rows[0].shape[1:3]
+    rows = [np.stack([np.asarray(Image.fromarray(f).resize(size[::-1])) for f in r])
+            if r.shape[1:3] != size else r for r in rows]
+    grid = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
+    Image.fromarray(grid).save(path)
+    return path
+
+
+# Rows of report.md: (aggregate key, what it measures, which way is better).
+SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("lip_sync_corr", "lip sync: mouth-open corr. with truth", "higher"),
+    ("lip_sync_offset_frames", "best A/V offset (frames)", "0"),
+    ("identity_csim", "identity similarity to reference", "higher"),
+    ("identity_rank1", "identity rank-1 on the suite", "higher"),
+    ("drift_identity", "identity drift (first - last window)", "lower"),
+    ("drift_image", "image-statistics drift", "lower"),
+    ("emotion_accuracy", "emotion accuracy", "higher"),
+    ("emotion_corr", "expression corr. with tagged emotion", "higher"),
+    ("listen_nod_contrast", "nods while partner speaks vs silence", "higher"),
+    ("blink_rate_per_min", "blinks per minute", "~15"),
+    ("quiet_mouth_open", "mouth open when not speaking", "lower"),
+    ("flicker", "flicker", "lower"),
+    ("chunk_boundary_ratio", "chunk-boundary jump / in-chunk change", "~1"),
+    ("fpd", "performance distance to truth (FPD)", "lower"),
+    ("fps", "frames per second of compute", "higher"),
+)
+
+
+def write_markdown(report: dict, path: Path,
+                   checks: Sequence[tuple[str, bool, str]] = ()) -> Path:
+    """report.md: the aggregate table (every performer side by side) and optional checks."""
+    names = list(report["performers"])
+    lines = [f"# LPM-Bench-mini report: suite `{report['suite']}` "
+             f"(version {report['suite_version']}, {len(report['cases'])} cases)", "",
+             "Written by the bench command from report.json; curves in "
+             f"`{report.get('curves', 'curves.png')}`, frames (ground truth on top, then each "
+             f"performer in this order: {', '.join(names)}) in `{report.get('frames', '')}`.", "",
+             "| metric | better | " + " | ".join(f"`{n}`" for n in names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for key, label, better in SUMMARY_ROWS:
+        vals = [report["performers"][n]["aggregate"].get(key) for n in names]
+        if all(v is None for v in vals):
+            continue
+        cells = ["–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+                 for v in vals]
+        lines.append(f"| {label} (`{key}`) | {better} | " + " | ".join(cells) + " |")
+    if checks:
+        lines += ["", "## Checks", "", "| check | result | measured |", "|---|---|---|"]
+        lines += [f"| {name} | {'PASS' if ok else 'FAIL'} | {detail} |"
+                  for name, ok, detail in checks]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def run_quality(performers: Sequence[Performer], cases: Sequence[BenchCase], out_dir: str | Path,
-                probe: Probe | None = None, suite: str = "custom", videos: bool = True) -> dict:
-    """Benchmark every performer on every case; write report.json, curves.png, videos."""
+                probe: Probe | None = None, suite: str = "custom", videos: bool = True,
+                checks=None) -> dict:
+    """Benchmark every performer on every case; write report.json, report.md, curves.png,
+    frames.png and videos. `checks(report) -> [(name, passed, detail)]` adds a pass/fail table
+    to report.md (and report.json)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     probe = probe or Probe.load()
@@ -120,5 +183,10 @@ def run_quality(performers: Sequence[Performer], cases: Sequence[BenchCase], out
         log.info("%s: %s", performer.name, {k: round(v, 3) if isinstance(v, float) else v
                                             for k, v in result["aggregate"].items()})
     report["curves"] = plot_curves(observed, out / "curves.png").name
+    report["frames"] = save_frames(observed, out / "frames.png").name
+    results = list(checks(report)) if checks else []
+    if results:
+        report["checks"] = [{"check": n, "passed": ok, "measured": d} for n, ok, d in results]
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    write_markdown(report, out / "report.md", results)
     return report

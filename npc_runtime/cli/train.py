@@ -68,7 +68,13 @@ def _bench(args: argparse.Namespace) -> int:
     if args.base:
         performers.append(BaseLPMPerformer(args.base, guidance=args.guidance))
     cases = build_suite(args.suite, long_stream_s=args.long_stream_s)
-    report = run_quality(performers, cases, args.out, Probe.load(), suite=args.suite)
+    from npc_runtime.train.checks import must_show
+
+    report = run_quality(performers, cases, args.out, Probe.load(), suite=args.suite,
+                         checks=must_show if args.online else None)
+    for check in report.get("checks", []):
+        log.info("%s %s: %s", "PASS" if check["passed"] else "FAIL", check["check"],
+                 check["measured"])
     log.info("%s", json.dumps({n: r["aggregate"] for n, r in report["performers"].items()},
                               indent=1))
     return 0

@@ -129,6 +129,7 @@ class BaseStage(Stage):
                        f"{run.cfg.batch_size} x {run.cfg.base.clip_chunks} chunks); not distilled "
                        "for streaming",
                 "val_loss": (run.history[-1].get("eval_val_loss") if run.history else None),
+                "clip_chunks": run.cfg.base.clip_chunks,
                 "recipe": "npc-runtime train base"}
         save_checkpoint(directory, self.lpm, run.model_cfg, trained=False, info=info)
         return info

@@ -56,12 +56,15 @@ class OnlineLPMPerformer:
 
 
 class BaseLPMPerformer:
-    def __init__(self, checkpoint: str | Path, name: str = "base_lpm", clip_chunks: int = 4,
+    def __init__(self, checkpoint: str | Path, name: str = "base_lpm",
+                 clip_chunks: int | None = None,
                  steps: int | None = None, guidance: float = 1.0, seed: int = 0,
                  n_refs: int = 4) -> None:
-        self.lpm, _ = load_lpm(checkpoint, causal=False)
+        self.lpm, info = load_lpm(checkpoint, causal=False)
         self.lpm.eval()
         self.cfg = self.lpm.cfg
+        # The clip length it was trained on (recorded by the Base stage's export).
+        clip_chunks = clip_chunks or int(info.get("clip_chunks") or 4)
         self.name, self.clip_chunks, self.guidance = name, clip_chunks, guidance
         self.steps = steps or self.cfg.stream.base_steps
         self.seed, self.n_refs = seed, n_refs

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from PIL import Image
 
 from npc_runtime.bench.cases import SUITES, build_suite, load_cases_yaml, world_case
 from npc_runtime.bench.performers import (FolderPerformer, GroundTruthPerformer, NoisePerformer,
@@ -126,5 +127,10 @@ def test_custom_yaml_cases_through_the_cli(tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert set(report["performers"]) == {"reference_still", "noise"}
     assert (out / "curves.png").stat().st_size > 10_000
+    frames = np.asarray(Image.open(out / report["frames"]))
+    assert frames.shape == (3 * 128, 6 * 128, 3)   # reference row (no truth), then 2 performers
+    md = (out / "report.md").read_text()
+    row = next(line for line in md.splitlines() if "`lip_sync_corr`" in line)
+    assert f"{report['performers']['noise']['aggregate']['lip_sync_corr']:.3f}" in row
     video = out / report["performers"]["noise"]["video"]
     assert video.exists() and video.stat().st_size > 1000

@@ -1,0 +1,49 @@
+"""The training issue's bars, applied to bench reports: each check passes and fails for real."""
+
+from npc_runtime.train.checks import must_show
+
+GOOD = {"lip_sync_corr": 0.9, "lip_sync_offset_frames": 0, "identity_csim": 0.95,
+        "emotion_accuracy": 0.85, "listen_nod_contrast": 0.5, "nod_rate_listen_per_min": 10.0,
+        "nod_rate_silence_per_min": 2.0, "quiet_mouth_open": 0.02, "fps": 30.0}
+CEILING = dict(GOOD, identity_csim=1.0, quiet_mouth_open=0.0, fps=150.0)
+BASE = dict(GOOD, lip_sync_corr=0.92, identity_csim=0.96, fps=2.8)
+LONG = {"frames": 15000, "identity_first": 0.95, "identity_last": 0.94,
+        "drift_sharpness": 0.01}
+
+
+def report(online: dict, long: dict | None = LONG, base: bool = True) -> dict:
+    perf = {"ground_truth": {"aggregate": CEILING, "cases": {}},
+            "online_lpm": {"aggregate": online,
+                           "cases": {"long-00-600s": long} if long else {}}}
+    if base:
+        perf["base_lpm"] = {"aggregate": BASE, "cases": {}}
+    return {"performers": perf}
+
+
+def test_a_model_meeting_every_bar_passes_every_check():
+    checks = must_show(report(GOOD))
+    assert len(checks) == 12 and all(ok for _, ok, _ in checks), checks
+
+
+def test_each_shortfall_fails_its_own_check():
+    cases = {"lip sync corr": dict(lip_sync_corr=0.7),
+             "offset": dict(lip_sync_offset_frames=2),
+             "identity within 10% of the ceiling": dict(identity_csim=0.85),
+             "emotion": dict(emotion_accuracy=0.6),
+             "nods": dict(listen_nod_contrast=0.05),
+             "mouth still": dict(quiet_mouth_open=0.2),
+             ">= 10x faster": dict(fps=25.0),
+             "25 fps": dict(fps=20.0)}
+    for name, change in cases.items():
+        failed = [c for c, ok, _ in must_show(report(dict(GOOD, **change))) if not ok]
+        assert any(name in c for c in failed), (name, failed)
+
+
+def test_drift_and_missing_inputs_fail_rather_than_pass():
+    drifted = must_show(report(GOOD, long=dict(LONG, identity_last=0.8)))
+    assert [c for c, ok, _ in drifted if not ok] == [
+        "stability over 600 s: identity last vs first within 5%"]
+    missing = {c: ok for c, ok, _ in must_show(report(GOOD, long=None, base=False))}
+    assert not missing["stability over a long stream"]
+    assert not missing["distillation vs the Base LPM"]
+    assert must_show({"performers": {}})[0][1] is False
