@@ -37,7 +37,7 @@ def test_pose_and_expression_are_readable(heldout):
         assert heldout[name] > 0.9, (name, heldout[name])
     for name in ("blink", "brow_raise", "brow_furrow", "sneer", "gaze_x"):
         assert heldout[name] > 0.6, (name, heldout[name])
-    # The weakest: one- or two-pixel effects at 64 px (see docs/bench.md, "Probes").
+    # The weakest: one- or two-pixel effects at 80 px (see docs/bench.md, "Probes").
     for name in ("eye_wide", "lip_width", "lip_round", "gaze_y"):
         assert heldout[name] > 0.3, (name, heldout[name])
 

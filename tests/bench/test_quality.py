@@ -59,10 +59,11 @@ def test_long_stream_length_is_a_case_parameter():
 
 def test_ceiling_is_near_perfect(scores):
     gt = scores["ground_truth"]
-    assert gt["lip_sync_corr"] > 0.85 and gt["lip_sync_abs_offset_frames"] <= 1
-    assert gt["identity_csim"] > 0.9
+    assert gt["lip_sync_corr"] > 0.95 and gt["lip_sync_abs_offset_frames"] <= 1
+    assert gt["identity_csim"] > 0.95
     assert gt["identity_rank1_min_case"] == 1.0  # identities never confused, on any frame
-    assert gt["emotion_accuracy"] > 0.6 and gt["emotion_corr"] > 0.5
+    # Shipped probes: 0.91 / 0.80 (the ground-truth parameters themselves score 1.0).
+    assert gt["emotion_accuracy"] > 0.85 and gt["emotion_corr"] > 0.7
     assert gt["listen_nod_gain_per_min"] > 5 and gt["listen_nod_contrast"] > 0.8
     assert 8 < gt["blink_rate_per_min"] < 35
     assert gt["quiet_mouth_open"] < 0.05
