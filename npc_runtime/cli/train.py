@@ -19,6 +19,8 @@ import logging
 import shutil
 from pathlib import Path
 
+import yaml
+
 log = logging.getLogger(__name__)
 SHIP_DIR = Path(__file__).resolve().parents[1] / "weights" / "tiny"
 
@@ -88,6 +90,29 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCH_KEYS = ("lip_sync_corr", "lip_sync_offset_frames", "identity_csim", "emotion_accuracy",
+              "listen_nod_contrast", "quiet_mouth_open", "flicker", "fps")
+
+
+def bench_info(report: dict, source: str) -> dict:
+    """Flat `bench_*` entries (the Online LPM's scores, the checks passed) for model.yaml."""
+    perf = report.get("performers", {})
+    if "online_lpm" not in perf:
+        raise SystemExit(f"{source}: no online_lpm performer in this bench report")
+    agg = perf["online_lpm"]["aggregate"]
+    out = {"bench": f"LPM-Bench-mini {report['suite']} v{report['suite_version']} ({source})"}
+    out.update({f"bench_{k}": round(float(agg[k]), 3) for k in BENCH_KEYS if k in agg})
+    if "ground_truth" in perf:
+        out["bench_ceiling_identity_csim"] = round(
+            float(perf["ground_truth"]["aggregate"]["identity_csim"]), 3)
+    checks = report.get("checks", [])
+    if checks:
+        failed = [c["check"] for c in checks if not c["passed"]]
+        out["bench_checks_passed"] = f"{len(checks) - len(failed)}/{len(checks)}"
+        out["bench_checks_failed"] = "; ".join(failed) or "none"
+    return out
+
+
 def _ship(args: argparse.Namespace) -> int:
     """Copy an export (model.safetensors + model.yaml) into the package, after checking it."""
     from npc_runtime.checkpoint import read_meta
@@ -96,9 +121,16 @@ def _ship(args: argparse.Namespace) -> int:
     src, dest = Path(args.export), Path(args.dest)
     cfg, trained, info = read_meta(src)
     PerformanceModel.from_checkpoint(src)          # loads and validates every tensor
+    if args.bench:  # read before anything is copied: a bad report changes nothing
+        info.update(bench_info(json.loads(Path(args.bench).read_text()), args.bench))
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "model.yaml"):
         shutil.copyfile(src / name, dest / name)
+    if args.bench:
+        # The bench's verdict travels with the weights (ServerInfo.model.info shows it).
+        meta = yaml.safe_load((dest / "model.yaml").read_text())
+        meta["info"] = info
+        (dest / "model.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     size = (dest / "model.safetensors").stat().st_size / 2**20
     log.info("shipped %s (%s, trained=%s, %.1f MiB) -> %s; info: %s", src, cfg.name, trained,
              size, dest, json.dumps(info))
@@ -139,4 +171,6 @@ def register(subparsers) -> None:
     ship = sub.add_parser("ship", help="copy an export into the package as the default model")
     ship.add_argument("export", help="an export directory (model.safetensors + model.yaml)")
     ship.add_argument("--dest", default=str(SHIP_DIR), help="default: npc_runtime/weights/tiny")
+    ship.add_argument("--bench", help="a `train bench` report.json whose Online LPM scores and "
+                                      "checks are recorded in the shipped model.yaml")
     ship.set_defaults(func=_ship)

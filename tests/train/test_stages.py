@@ -86,3 +86,32 @@ def test_bench_performers_stream_trained_exports(chain):
                       BaseLPMPerformer(base / "export", clip_chunks=2, steps=2)):
         frames = np.concatenate(list(performer.perform(case)))
         assert frames.shape == (n, 32, 32, 3) and frames.dtype == np.uint8
+
+
+def test_ship_records_bench_scores_and_refuses_a_report_without_the_online_lpm(chain, tmp_path):
+    from npc_runtime.cli import main
+
+    _, online = chain["online"]
+    agg = {"lip_sync_corr": 0.42, "lip_sync_offset_frames": 1, "identity_csim": 0.9,
+           "emotion_accuracy": 0.5, "fps": 30.0}
+    report = {"suite": "quick", "suite_version": 1,
+              "performers": {"online_lpm": {"aggregate": agg},
+                             "ground_truth": {"aggregate": dict(agg, identity_csim=0.98)}},
+              "checks": [{"check": "lip sync corr >= 0.8", "passed": False, "measured": "0.42"},
+                         {"check": "streams >= 25 fps", "passed": True, "measured": "30"}]}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    dest = tmp_path / "shipped"
+    assert main(["train", "ship", str(online / "export"), "--dest", str(dest),
+                 "--bench", str(tmp_path / "report.json")]) == 0
+    _, trained, info = read_meta(dest)
+    assert info["bench_lip_sync_corr"] == 0.42 and info["bench_ceiling_identity_csim"] == 0.98
+    assert info["bench_checks_passed"] == "1/2"
+    assert info["bench_checks_failed"] == "lip sync corr >= 0.8"
+    assert info["stage"] == "online"
+
+    del report["performers"]["online_lpm"]
+    (tmp_path / "bad.json").write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="no online_lpm"):
+        main(["train", "ship", str(online / "export"), "--dest", str(tmp_path / "never"),
+              "--bench", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "never").exists()
