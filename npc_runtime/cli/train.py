@@ -62,6 +62,7 @@ def _bench(args: argparse.Namespace) -> int:
     from npc_runtime.bench.performers import GroundTruthPerformer
     from npc_runtime.bench.probes import Probe
     from npc_runtime.bench.report import run_quality
+    from npc_runtime.train.checks import must_show
     from npc_runtime.train.performers import BaseLPMPerformer, OnlineLPMPerformer
 
     performers = [GroundTruthPerformer()] if args.ground_truth else []
@@ -70,8 +71,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.base:
         performers.append(BaseLPMPerformer(args.base, guidance=args.guidance))
     cases = build_suite(args.suite, long_stream_s=args.long_stream_s)
-    from npc_runtime.train.checks import must_show
-
+    probe = Probe.load()
     long_report = None
     if args.online and args.long_stream_s and not SUITES[args.suite].long_streams:
         # Stability: one long stream (the full suite's) through the Online LPM only, in its
@@ -79,8 +79,8 @@ def _bench(args: argparse.Namespace) -> int:
         s = args.long_stream_s
         longs = [world_case(500, s, name=f"long-00-{int(s)}s")]
         long_report = run_quality([OnlineLPMPerformer(args.online)], longs,
-                                  Path(args.out) / "long_stream", Probe.load(), suite="full-long")
-    report = run_quality(performers, cases, args.out, Probe.load(), suite=args.suite,
+                                  Path(args.out) / "long_stream", probe, suite="full-long")
+    report = run_quality(performers, cases, args.out, probe, suite=args.suite,
                          checks=(lambda r: must_show(r, long_report)) if args.online else None)
     for check in report.get("checks", []):
         log.info("%s %s: %s", "PASS" if check["passed"] else "FAIL", check["check"],
