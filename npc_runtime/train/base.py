@@ -24,9 +24,11 @@ import torch.nn.functional as F
 from npc_runtime.checkpoint import save_checkpoint
 from npc_runtime.model.lpm import LPM
 from npc_runtime.sampler import flow_timesteps
+from npc_runtime.train.auxiliary import PerfHead, aux_targets, motion_weights
 from npc_runtime.train.data import Clip, SessionSource, clip_batch, to_uint8
-from npc_runtime.train.flow import (Conditioning, ConditionedVelocity, encode_latents, freeze,
-                                    guided, interpolate, load_lpm, sample_clip, sample_t)
+from npc_runtime.train.flow import (Conditioning, ConditionedVelocity, LatentCache,
+                                    encode_latents, freeze, guided, interpolate, load_lpm,
+                                    sample_clip, sample_t)
 from npc_runtime.train.loop import Run, Stage
 from npc_runtime.train.visuals import save_grid
 
@@ -61,31 +63,65 @@ class BaseStage(Stage):
         torch.manual_seed(run.cfg.seed)
         self.lpm = LPM(mc, causal=False)
         self.vae_info = load_vae_into(self.lpm, o.vae_checkpoint) if o.vae_checkpoint else {}
+        self.init_info = self._init_from(o.init_checkpoint) if o.init_checkpoint else {}
         freeze(self.lpm.vae)
         self.lpm.to(run.device)
-        self.net = run.dist.wrap(ConditionedVelocity(self.lpm))
+        self.head = PerfHead(mc.dit.dim).to(run.device) if o.aux_weight > 0 else None
+        self.net = run.dist.wrap(ConditionedVelocity(self.lpm, self.head))
         self.modules["lpm"] = self.lpm
-        self.optimizers["lpm"] = self.optimizer(self.lpm.parameters())
+        params = list(self.lpm.parameters())
+        if self.head is not None:
+            self.modules["perf_head"] = self.head
+            params += list(self.head.parameters())
+        self.optimizers["lpm"] = self.optimizer(params)
+        self.latents = LatentCache(self.lpm.vae, run.cfg.data.pool_sessions + 4) \
+            if o.latent_cache else None
         self._eval = eval_clips(run, o.clip_chunks, o.max_refs).to(run.device) \
             if run.dist.main else None
+
+    def _init_from(self, checkpoint: str) -> dict:
+        """Fine-tune: the DiT and audio encoder of an earlier Base run (same model config)."""
+        donor, info = load_lpm(checkpoint, causal=False)
+        if donor.cfg != self.lpm.cfg:
+            raise ValueError(f"init_checkpoint {checkpoint}: its model config differs")
+        self.lpm.dit.load_state_dict(donor.dit.state_dict())
+        self.lpm.audio.load_state_dict(donor.audio.state_dict())
+        log.info("initialised the DiT and audio encoder from %s (%s)", checkpoint,
+                 info.get("dit", "?"))
+        return info
 
     def train_step(self, step: int) -> dict[str, float]:
         run, o = self.run, self.run.cfg.base
         self.lpm.train()
         self.lpm.vae.eval()
-        clip = run.sampler.clips(step, run.dist.rank, run.cfg.batch_size, o.clip_chunks,
-                                 o.max_refs).to(run.device)
-        x0 = encode_latents(self.lpm.vae, clip.frames)                    # (B, F, c, h, w)
-        b, f = x0.shape[:2]
+        clip, sessions = run.sampler.clips_and_sessions(step, run.dist.rank, run.cfg.batch_size,
+                                                        o.clip_chunks, o.max_refs)
+        clip = clip.to(run.device)
+        b, f = clip.frames.shape[:2]
+        x0 = self.latents.clip(clip, sessions, f) if self.latents is not None else \
+            encode_latents(self.lpm.vae, clip.frames)                     # (B, F, c, h, w)
         noise = run.randn(x0.shape, step, salt=1)
         t = sample_t(run.generator(step, 2), b, o.t_logit_mean, o.t_logit_std).to(run.device)
         t = t[:, None].expand(b, f)
         keep = run.rand((2, b), step, salt=3)
         keep_audio, keep_emotion = keep[0] >= o.drop_audio, keep[1] >= o.drop_emotion
-        v = self.net(clip, interpolate(x0, noise, t), t, keep_audio, keep_emotion)
-        loss = F.mse_loss(v, noise - x0)
-        grad = self.apply("lpm", loss, self.lpm.parameters())
-        return {"loss": float(loss.detach()), "grad_norm": grad}
+        out = self.net(clip, interpolate(x0, noise, t), t, keep_audio, keep_emotion)
+        v, perf = out if self.head is not None else (out, None)
+        err = (v - (noise - x0)).square()
+        flow = (err * motion_weights(x0, o.motion_weight)).mean() if o.motion_weight > 0 \
+            else err.mean()
+        logs = {"flow": float(flow.detach())}
+        loss = flow
+        if perf is not None:
+            # Only where the conditioning that explains the targets was kept.
+            keep_both = (keep_audio & keep_emotion).to(perf.dtype)[:, None, None]
+            aux = ((perf - aux_targets(clip.perf)).square() * keep_both).sum() / \
+                (keep_both.sum() * f * perf.shape[-1]).clamp_min(1.0)
+            loss = loss + o.aux_weight * aux
+            logs["aux"] = float(aux.detach())
+        grad = self.apply("lpm", loss, [p for g in self.optimizers["lpm"].param_groups
+                                        for p in g["params"]])
+        return {"loss": float(loss.detach()), "grad_norm": grad, **logs}
 
     @torch.no_grad()
     def validation_loss(self, clip: Clip) -> float:
@@ -107,7 +143,7 @@ class BaseStage(Stage):
         out = {"val_loss": self.validation_loss(clip)}
         one = Clip(clip.frames[:1], clip.references[:1], clip.speak[:1], clip.listen[:1],
                    clip.emotion[:1], clip.positions[:1], clip.session_seeds[:1],
-                   clip.start_frames[:1])
+                   clip.start_frames[:1], clip.perf[:1])
         steps = self.run.cfg.base.eval_steps or self.run.model_cfg.stream.base_steps
         x0 = encode_latents(self.lpm.vae, one.frames)
         noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(11)).to(x0.device)
@@ -120,14 +156,21 @@ class BaseStage(Stage):
         return out
 
     def export(self, directory: Path) -> dict[str, Any]:
-        run = self.run
+        run, o = self.run, self.run.cfg.base
+        extra = []
+        if o.init_checkpoint:
+            extra.append(f"initialised from {o.init_checkpoint} ({self.init_info.get('dit', '?')})")
+        if o.motion_weight > 0:
+            extra.append(f"motion-weighted flow loss {o.motion_weight:g}")
+        if o.aux_weight > 0:
+            extra.append(f"performance-head loss {o.aux_weight:g}")
         info = {"stage": "base", "causal": False,
                 "vae": "trained" if self.vae_info.get("vae") == "trained" else "untrained",
                 "vae_psnr_db": self.vae_info.get("psnr_db"),
                 "audio": f"trained (Base LPM flow matching, {self.step} steps)",
                 "dit": f"trained as the bidirectional Base LPM ({self.step} steps, batch "
                        f"{run.cfg.batch_size} x {run.cfg.base.clip_chunks} chunks); not distilled "
-                       "for streaming",
+                       "for streaming" + "".join(f"; {e}" for e in extra),
                 "val_loss": (run.history[-1].get("eval_val_loss") if run.history else None),
                 "clip_chunks": run.cfg.base.clip_chunks,
                 "recipe": "npc-runtime train base"}

@@ -63,6 +63,10 @@ class BaseOptions:
     drop_emotion: float = 0.1
     max_position: int = 4096        # clip start frames drawn in [0, max_position): RoPE coverage
     eval_steps: int = 0             # Base sampling steps at evaluation (0 = config base_steps)
+    init_checkpoint: str = ""       # start from this Base run/checkpoint's LPM weights (fine-tune)
+    motion_weight: float = 0.0      # motion-weighted flow loss strength (train/auxiliary.py)
+    aux_weight: float = 0.0         # weight of the performance-head loss (0 = no head)
+    latent_cache: bool = True       # encode each pool session once (exact; saves VAE time)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ class TrainConfig:
             raise ValueError(f"data.source must be 'world' or 'shards', got {self.data.source!r}")
         if self.online.objective not in ("dmd", "sds"):
             raise ValueError(f"online.objective must be 'dmd' or 'sds'")
+        if self.base.motion_weight < 0 or self.base.aux_weight < 0:
+            raise ValueError("base.motion_weight and base.aux_weight must be >= 0")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -158,7 +164,7 @@ def smoke(cfg: TrainConfig) -> TrainConfig:
         # The stage inputs of full runs do not fit the micro model: smoke runs start from
         # scratch (tests chain smoke stages by setting these explicitly).
         base=dataclasses.replace(cfg.base, clip_chunks=2, max_refs=2, max_position=64,
-                                 eval_steps=2, vae_checkpoint=""),
+                                 eval_steps=2, vae_checkpoint="", init_checkpoint=""),
         online=dataclasses.replace(cfg.online, clip_chunks=3, max_refs=2, ode_steps=3,
                                    teacher_steps=3, base_checkpoint=""))
 

@@ -71,12 +71,14 @@ class Clip:
     positions: torch.Tensor    # (B, F) int64 frame positions (RoPE)
     session_seeds: list[int]
     start_frames: list[int]
+    perf: torch.Tensor | None = None   # (B, F, NUM_PERF) ground-truth performance (training)
 
     def to(self, device: torch.device) -> "Clip":
         return Clip(*(v.to(device) if isinstance(v, torch.Tensor) else v
                       for v in (self.frames, self.references, self.speak, self.listen,
                                 self.emotion, self.positions)),
-                    self.session_seeds, self.start_frames)
+                    self.session_seeds, self.start_frames,
+                    None if self.perf is None else self.perf.to(device))
 
 
 class SessionSource:
@@ -144,11 +146,16 @@ class Sampler:
 
     def clips(self, step: int, rank: int, batch: int, n_chunks: int, max_refs: int,
               salt: int = 0) -> Clip:
+        return self.clips_and_sessions(step, rank, batch, n_chunks, max_refs, salt)[0]
+
+    def clips_and_sessions(self, step: int, rank: int, batch: int, n_chunks: int,
+                           max_refs: int, salt: int = 0) -> tuple[Clip, list[Session]]:
+        """The batch of `clips` and the sessions it was cut from (for per-session caches)."""
         rng, pool = self.rng(step, rank, salt), self.pool(step)
         n_refs = int(rng.integers(1, max_refs + 1))
         sessions = [self.sessions[pool[int(rng.integers(len(pool)))]] for _ in range(batch)]
         return clip_batch(self.model_cfg, sessions, rng, n_chunks, n_refs,
-                          max_position=self.max_position)
+                          max_position=self.max_position), sessions
 
 
 def clip_batch(cfg: ModelConfig, sessions: list[Session], rng: np.random.Generator,
@@ -157,7 +164,7 @@ def clip_batch(cfg: ModelConfig, sessions: list[Session], rng: np.random.Generat
     """Cut one chunk-aligned clip per session, with its audio windows and references."""
     c, spf = cfg.stream.chunk_frames, cfg.samples_per_frame
     f = n_chunks * c
-    frames, refs, speak, listen, emotion, positions, seeds, firsts = ([] for _ in range(8))
+    frames, refs, speak, listen, emotion, positions, seeds, firsts, perf = ([] for _ in range(9))
     for i, s in enumerate(sessions):
         if s.num_frames < f:
             raise ValueError(f"session {s.seed} has {s.num_frames} frames, a clip needs {f}")
@@ -171,6 +178,7 @@ def clip_batch(cfg: ModelConfig, sessions: list[Session], rng: np.random.Generat
         speak.append(np.stack([chunk_audio(s.speak_audio, cfg, k) for k in chunks]))
         listen.append(np.stack([chunk_audio(s.listen_audio, cfg, k) for k in chunks]))
         emotion.append(s.emotion[first:first + f])
+        perf.append(s.perf[first:first + f])
         p0 = int(rng.integers(max(1, max_position)))
         positions.append(np.arange(p0, p0 + f))
         seeds.append(s.seed)
@@ -179,7 +187,8 @@ def clip_batch(cfg: ModelConfig, sessions: list[Session], rng: np.random.Generat
                 speak=torch.from_numpy(np.stack(speak)), listen=torch.from_numpy(np.stack(listen)),
                 emotion=torch.from_numpy(np.stack(emotion)).float(),
                 positions=torch.from_numpy(np.stack(positions)).long(),
-                session_seeds=seeds, start_frames=firsts)
+                session_seeds=seeds, start_frames=firsts,
+                perf=torch.from_numpy(np.stack(perf)).float())
 
 
 def chunk_audio(track: np.ndarray, cfg: ModelConfig, chunk: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from npc_runtime.checkpoint import load_weights, read_meta
 from npc_runtime.model.dit import ChunkContext
 from npc_runtime.model.lpm import LPM
 from npc_runtime.model.vae import VAE
-from npc_runtime.train.data import Clip
+from npc_runtime.train.data import Clip, to_unit
 
 
 def sample_t(gen: torch.Generator, n: int, mean: float, std: float) -> torch.Tensor:
@@ -89,17 +89,60 @@ class Conditioning:
 
 
 class ConditionedVelocity(nn.Module):
-    """One call = identity encoding + context + masked velocity (what DDP wraps)."""
+    """One call = identity encoding + context + masked velocity (what DDP wraps).
 
-    def __init__(self, lpm: LPM) -> None:
+    With a `head` (a training-only module reading the last DiT block's tokens, see
+    train/auxiliary.py) the call returns (velocity, head output): both inside one forward, so
+    DDP synchronises the head's gradients with the LPM's."""
+
+    def __init__(self, lpm: LPM, head: nn.Module | None = None) -> None:
         super().__init__()
-        self.lpm = lpm
+        self.lpm, self.head = lpm, head
+        self._tokens: torch.Tensor | None = None
+        if head is not None:
+            lpm.dit.blocks[-1].register_forward_hook(self._keep_tokens)
+
+    def _keep_tokens(self, module, args, output) -> None:
+        self._tokens = output
 
     def forward(self, clip: Clip, z: torch.Tensor, t: torch.Tensor,
                 keep_audio: torch.Tensor | None = None,
-                keep_emotion: torch.Tensor | None = None) -> torch.Tensor:
+                keep_emotion: torch.Tensor | None = None):
         cond = Conditioning(self.lpm, clip, keep_audio, keep_emotion)
-        return self.lpm.velocity(z, t, cond.ctx, cond.sink)
+        self._tokens = None          # the reference pass also runs the blocks: keep only ours
+        v = self.lpm.velocity(z, t, cond.ctx, cond.sink)
+        if self.head is None:
+            return v
+        tokens, self._tokens = self._tokens, None
+        return v, self.head(tokens)
+
+
+class LatentCache:
+    """Frozen-VAE latents of whole sessions, by session seed (LRU).
+
+    A session serves hundreds of clips while it is in the sampler's pool; encoding it once
+    instead of every clip's frames at every step roughly halves a CPU Base step. Sessions are
+    always encoded whole in the same batches, so the latents (and a resumed run) are exact."""
+
+    def __init__(self, vae: VAE, size: int) -> None:
+        self.vae, self.size = vae, size
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def session(self, seed: int, frames_uint8, device) -> torch.Tensor:
+        if seed in self._cache:
+            self._cache[seed] = self._cache.pop(seed)          # most recently used last
+            return self._cache[seed]
+        z = encode_latents(self.vae, to_unit(frames_uint8)[None].to(device))[0]
+        self._cache[seed] = z
+        while len(self._cache) > self.size:
+            self._cache.pop(next(iter(self._cache)))
+        return z
+
+    def clip(self, clip: Clip, sessions, n_frames: int) -> torch.Tensor:
+        """Latents (B, F, c, h, w) of a batch cut by `Sampler.clips_and_sessions`."""
+        device = next(self.vae.parameters()).device
+        return torch.stack([self.session(s.seed, s.frames, device)[first:first + n_frames]
+                            for s, first in zip(sessions, clip.start_frames)])
 
 
 def guided(lpm: LPM, cond: Conditioning, null: Conditioning | None, scale: float):

@@ -30,9 +30,13 @@ def _assert_same(a, b):
             assert a[k] == b[k], k
 
 
-@pytest.mark.parametrize("stage", ["base", "online"])
+@pytest.mark.parametrize("stage", ["base", "base-aux", "online"])
 def test_resume_is_bit_identical(tmp_path, stage):
+    aux = stage == "base-aux"
+    stage = stage.removesuffix("-aux")
     cfg = smoke_config(stage, steps=4, eval_every=100, ckpt_every_steps=100)
+    if aux:                     # the performance head and its optimiser state resume too
+        cfg = cfg.replace(base=dataclasses.replace(cfg.base, aux_weight=1.0, motion_weight=2.0))
     if stage == "online":       # the resume point sits on the phase boundary (a) -> (b)
         cfg = cfg.replace(online=dataclasses.replace(cfg.online, ode_steps=2))
     cls = stage_class(stage)
