@@ -151,6 +151,11 @@ def write_markdown(report: dict, path: Path,
         cells = ["–" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
                  for v in vals]
         lines.append(f"| {label} (`{key}`) | {better} | " + " | ".join(cells) + " |")
+    settings = [(n, report["performers"][n].get("settings")) for n in names]
+    if any(s for _, s in settings):
+        lines += ["", "## Performers", ""]
+        lines += [f"- `{n}`: " + ", ".join(f"{k} {v}" for k, v in s.items())
+                  for n, s in settings if s]
     if checks:
         lines += ["", "## Checks", "", "| check | result | measured |", "|---|---|---|"]
         lines += [f"| {name} | {'PASS' if ok else 'FAIL'} | {detail} |"
@@ -175,6 +180,8 @@ def run_quality(performers: Sequence[Performer], cases: Sequence[BenchCase], out
     observed: dict[str, list[Observation]] = {}
     for performer in performers:
         result, obs = run_performer(performer, cases, probe)
+        if getattr(performer, "settings", None):
+            result["settings"] = dict(performer.settings)
         report["performers"][performer.name] = result
         observed[performer.name] = obs
         if videos:

@@ -69,7 +69,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.online:
         performers.append(OnlineLPMPerformer(args.online))
     if args.base:
-        performers.append(BaseLPMPerformer(args.base, guidance=args.guidance))
+        performers.append(BaseLPMPerformer(args.base, guidance=args.guidance,
+                                           steps=args.base_steps))
     cases = build_suite(args.suite, long_stream_s=args.long_stream_s)
     probe = Probe.load()
     long_report = None
@@ -161,6 +162,8 @@ def register(subparsers) -> None:
     bench.add_argument("--online", help="Online LPM export dir (streamed through the cache)")
     bench.add_argument("--base", help="Base LPM export dir (sampled with its full steps)")
     bench.add_argument("--guidance", type=float, default=1.0, help="Base LPM CFG scale")
+    bench.add_argument("--base-steps", type=int, default=None,
+                       help="Base LPM Euler steps (default: its config's stream.base_steps)")
     bench.add_argument("--ground-truth", action="store_true", help="add the renderer ceiling")
     bench.add_argument("--suite", default="quick", help="quick | full")
     bench.add_argument("--long-stream-s", type=float, default=None,

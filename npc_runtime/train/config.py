@@ -82,6 +82,7 @@ class OnlineOptions:
     critic_steps: int = 1           # critic updates per generator update (DMD2 uses 5)
     ode_weight_b: float = 0.25      # ODE regression kept as a regulariser in phase (b)
     dmd_t_min: float = 0.02
+    motion_weight: float = 0.0      # motion-weighted ODE regression (train/auxiliary.py)
     dmd_t_max: float = 0.98
 
 
@@ -118,8 +119,9 @@ class TrainConfig:
             raise ValueError(f"data.source must be 'world' or 'shards', got {self.data.source!r}")
         if self.online.objective not in ("dmd", "sds"):
             raise ValueError(f"online.objective must be 'dmd' or 'sds'")
-        if self.base.motion_weight < 0 or self.base.aux_weight < 0:
-            raise ValueError("base.motion_weight and base.aux_weight must be >= 0")
+        if min(self.base.motion_weight, self.base.aux_weight, self.online.motion_weight) < 0:
+            raise ValueError("base.motion_weight, base.aux_weight and online.motion_weight "
+                             "must be >= 0")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

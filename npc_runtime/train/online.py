@@ -41,6 +41,7 @@ from torch import nn
 from npc_runtime.checkpoint import save_checkpoint
 from npc_runtime.model.lpm import LPM
 from npc_runtime.sampler import flow_timesteps
+from npc_runtime.train.auxiliary import motion_weights
 from npc_runtime.train.base import eval_clips
 from npc_runtime.train.data import Clip, to_uint8
 from npc_runtime.train.flow import (Conditioning, ConditionedVelocity, cat_context,
@@ -200,7 +201,10 @@ class OnlineStage(Stage):
         logs: dict[str, float] = {"phase": 0.0 if phase_a else 1.0}
         loss = torch.zeros((), device=run.device)
         if want_ode:
-            ode = F.mse_loss(out["v_tf"], target)
+            err = (out["v_tf"] - target).square()
+            # Motion weights from the teacher's clean sample: the mouth and eyes count more.
+            ode = (err * motion_weights(x0_t, o.motion_weight)).mean() \
+                if o.motion_weight > 0 else err.mean()
             loss = loss + (1.0 if phase_a else o.ode_weight_b) * ode
             logs["loss_ode"] = float(ode.detach())
         if not phase_a:

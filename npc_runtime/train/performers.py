@@ -34,6 +34,9 @@ class OnlineLPMPerformer:
                  n_refs: int = 4) -> None:
         self.model = PerformanceModel.from_checkpoint(checkpoint)
         self.name, self.seed, self.n_refs = name, seed, n_refs
+        self.settings = {"checkpoint": str(checkpoint), "path": "streaming (paged KV cache)",
+                         "steps_per_chunk": self.model.steps,
+                         "commit_pass": True, "references": n_refs}
 
     @torch.inference_mode()
     def perform(self, case: BenchCase) -> Iterator[np.ndarray]:
@@ -68,6 +71,9 @@ class BaseLPMPerformer:
         self.name, self.clip_chunks, self.guidance = name, clip_chunks, guidance
         self.steps = steps or self.cfg.stream.base_steps
         self.seed, self.n_refs = seed, n_refs
+        self.settings = {"checkpoint": str(checkpoint), "path": "bidirectional clips",
+                         "steps": self.steps, "clip_chunks": clip_chunks, "guidance": guidance,
+                         "references": n_refs}
 
     @torch.inference_mode()
     def perform(self, case: BenchCase) -> Iterator[np.ndarray]:

@@ -79,3 +79,13 @@ def test_negative_aux_weights_are_rejected():
     cfg = smoke_config("base")
     with pytest.raises(ValueError, match="aux_weight"):
         cfg.replace(base=dataclasses.replace(cfg.base, aux_weight=-1.0))
+
+
+def test_online_stage_with_motion_weighted_ode_loss(tmp_path):
+    cfg = smoke_config("online", steps=2)
+    cfg = cfg.replace(online=dataclasses.replace(cfg.online, motion_weight=2.0, ode_steps=2))
+    train(cfg, tmp_path / "online", stage_class("online"), progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "online/metrics.jsonl").read_text().splitlines()]
+    assert lines and all(np.isfinite(x["loss_ode"]) and x["phase"] == 0.0 for x in lines)
+    with pytest.raises(ValueError, match="online.motion_weight"):
+        cfg.replace(online=dataclasses.replace(cfg.online, motion_weight=-0.5))

@@ -86,6 +86,17 @@ def test_bench_performers_stream_trained_exports(chain):
                       BaseLPMPerformer(base / "export", clip_chunks=2, steps=2)):
         frames = np.concatenate(list(performer.perform(case)))
         assert frames.shape == (n, 32, 32, 3) and frames.dtype == np.uint8
+    # What each performer ran with goes into the report (the Base's step count above all).
+    assert performer.settings["steps"] == 2 and performer.settings["clip_chunks"] == 2
+    from npc_runtime.bench.report import write_markdown
+    on = OnlineLPMPerformer(online / "export")
+    assert on.settings["steps_per_chunk"] == cfg.stream.online_steps
+    agg = {"lip_sync_corr": 0.5}
+    report = {"suite": "quick", "suite_version": 1, "cases": [],
+              "performers": {"online_lpm": {"aggregate": agg, "settings": on.settings},
+                             "base_lpm": {"aggregate": agg, "settings": performer.settings}}}
+    md = write_markdown(report, online / "report.md").read_text()
+    assert "- `base_lpm`: " in md and "steps 2" in md
 
 
 def test_ship_records_bench_scores_and_refuses_a_report_without_the_online_lpm(chain, tmp_path):
