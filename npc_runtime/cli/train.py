@@ -114,6 +114,29 @@ def bench_info(report: dict, source: str) -> dict:
     return out
 
 
+def _with_decoder(src: Path, vae_dir: str, info: dict):
+    """The LPM of `src` with the VAE *decoder* of `vae_dir`, which must share its latent space
+    (encoder weights and latent_scale bit-identical: a decoder-only fine-tune of it)."""
+    import torch
+
+    from npc_runtime.train.flow import load_lpm
+
+    lpm, _ = load_lpm(src, causal=True)
+    donor, donor_info = load_lpm(vae_dir, causal=True)
+    a, b = lpm.vae.state_dict(), donor.vae.state_dict()
+    same = lpm.cfg.vae == donor.cfg.vae and all(
+        torch.equal(a[k], b[k]) for k in a if not k.startswith("decoder."))
+    if not same:
+        raise SystemExit(f"--vae {vae_dir}: its encoder/latent_scale differ from {src}'s; only "
+                         "a decoder-only fine-tune of the same VAE can be swapped in")
+    lpm.vae.decoder.load_state_dict(donor.vae.decoder.state_dict())
+    info["vae_decoder"] = (f"{vae_dir} (decoder-only fine-tune, {donor_info.get('vae_steps')} "
+                           f"steps)")
+    if donor_info.get("psnr_db") is not None:
+        info["vae_psnr_db"] = donor_info["psnr_db"]
+    return lpm
+
+
 def _ship(args: argparse.Namespace) -> int:
     """Copy an export (model.safetensors + model.yaml) into the package, after checking it."""
     from npc_runtime.checkpoint import read_meta
@@ -124,9 +147,14 @@ def _ship(args: argparse.Namespace) -> int:
     PerformanceModel.from_checkpoint(src)          # loads and validates every tensor
     if args.bench:  # read before anything is copied: a bad report changes nothing
         info.update(bench_info(json.loads(Path(args.bench).read_text()), args.bench))
+    merged = _with_decoder(src, args.vae, info) if args.vae else None
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("model.safetensors", "model.yaml"):
-        shutil.copyfile(src / name, dest / name)
+    if merged is not None:
+        from npc_runtime.checkpoint import save_checkpoint
+        save_checkpoint(dest, merged, cfg, trained=trained, info=info)
+    else:
+        for name in ("model.safetensors", "model.yaml"):
+            shutil.copyfile(src / name, dest / name)
     if args.bench:
         # The bench's verdict travels with the weights (ServerInfo.model.info shows it).
         meta = yaml.safe_load((dest / "model.yaml").read_text())
@@ -176,4 +204,6 @@ def register(subparsers) -> None:
     ship.add_argument("--dest", default=str(SHIP_DIR), help="default: npc_runtime/weights/tiny")
     ship.add_argument("--bench", help="a `train bench` report.json whose Online LPM scores and "
                                       "checks are recorded in the shipped model.yaml")
+    ship.add_argument("--vae", help="swap in this checkpoint's VAE decoder (a decoder-only "
+                                    "fine-tune of the same VAE: the latent space must match)")
     ship.set_defaults(func=_ship)

@@ -50,6 +50,9 @@ class VAEOptions:
     kl: float = 1e-6                # per-element KL weight (SD-VAE scale): latents stay smooth
     sample_posterior: bool = True
     scale_frames: int = 256         # frames used to fit `latent_scale` at export
+    init_checkpoint: str = ""       # start from this checkpoint's VAE (continue / fine-tune)
+    train_encoder: bool = True      # False: decoder-only fine-tune; latent space kept bit-exact
+    edge_weight: float = 0.0        # L1 weighted by 1 + edge_weight * |target gradient|
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,11 @@ class TrainConfig:
             raise ValueError(f"data.source must be 'world' or 'shards', got {self.data.source!r}")
         if self.online.objective not in ("dmd", "sds"):
             raise ValueError(f"online.objective must be 'dmd' or 'sds'")
+        if self.vae.edge_weight < 0:
+            raise ValueError("vae.edge_weight must be >= 0")
+        if not self.vae.train_encoder and not self.vae.init_checkpoint:
+            raise ValueError("vae.train_encoder: false needs vae.init_checkpoint (a trained "
+                             "encoder to keep)")
         if min(self.base.motion_weight, self.base.aux_weight, self.online.motion_weight) < 0:
             raise ValueError("base.motion_weight, base.aux_weight and online.motion_weight "
                              "must be >= 0")

@@ -103,3 +103,23 @@ class BaseLPMPerformer:
             frames = to_uint8(self.lpm.vae.decode(z[0]))[:case.num_frames - done]
             done += len(frames)
             yield frames
+
+
+class VAERoundTripPerformer:
+    """The ground-truth renders through a checkpoint's VAE (encode -> decode): the ceiling any
+    LPM decoding through that VAE can reach on the bench."""
+
+    def __init__(self, checkpoint: str | Path, name: str = "vae_roundtrip",
+                 batch: int = 50) -> None:
+        self.lpm, _ = load_lpm(checkpoint, causal=False)
+        self.lpm.eval()
+        self.name, self.batch = name, batch
+        self.settings = {"checkpoint": str(checkpoint), "path": "VAE encode + decode of truth"}
+
+    @torch.inference_mode()
+    def perform(self, case: BenchCase) -> Iterator[np.ndarray]:
+        from npc_runtime.bench.performers import GroundTruthPerformer
+        for frames in GroundTruthPerformer().perform(case):
+            for i in range(0, len(frames), self.batch):
+                x = to_unit(frames[i:i + self.batch])
+                yield to_uint8(self.lpm.vae.decode(self.lpm.vae.encode(x)))

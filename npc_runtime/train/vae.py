@@ -45,12 +45,29 @@ class Reconstruction(nn.Module):
         return self.vae.decoder(z.contiguous(memory_format=torch.channels_last)), mean, logvar
 
 
+def edge_weights(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """(N, 3, H, W) targets -> (N, 1, H, W) weights 1 + strength * |gradient| (normalised to
+    mean 1 per image): eyes, brows, lips and glasses are thin lines that a plain L1/L2 average
+    away first; this keeps them (an edge-aware loss, in place of a perceptual network)."""
+    gray = x.mean(1, keepdim=True)
+    gx = torch.nn.functional.pad((gray[..., :, 1:] - gray[..., :, :-1]).abs(), (0, 1))
+    gy = torch.nn.functional.pad((gray[..., 1:, :] - gray[..., :-1, :]).abs(), (0, 0, 0, 1))
+    g = gx + gy
+    w = 1.0 + strength * g / g.mean((1, 2, 3), keepdim=True).clamp_min(1e-6)
+    return w / w.mean((1, 2, 3), keepdim=True)
+
+
 def vae_loss(recon: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
-             l1: float, l2: float, kl: float) -> tuple[torch.Tensor, dict[str, float]]:
+             l1: float, l2: float, kl: float, edge_weight: float = 0.0
+             ) -> tuple[torch.Tensor, dict[str, float]]:
     err = recon - x
     rec_l1, rec_l2 = err.abs().mean(), err.square().mean()
     kl_term = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
-    loss = l1 * rec_l1 + l2 * rec_l2 + kl * kl_term
+    loss = l2 * rec_l2 + kl * kl_term
+    if edge_weight > 0:
+        loss = loss + l1 * (err.abs() * edge_weights(x, edge_weight)).mean()
+    else:
+        loss = loss + l1 * rec_l1
     logs = {"loss": loss, "l1": rec_l1, "l2": rec_l2, "kl": kl_term}
     return loss, {k: float(v.detach()) for k, v in logs.items()}
 
@@ -85,7 +102,21 @@ class VAEStage(Stage):
         super().__init__(run)
         mc = run.model_cfg
         torch.manual_seed(run.cfg.seed)
-        self.vae = VAE(mc.vae).to(run.device).to(memory_format=torch.channels_last)
+        self.vae = VAE(mc.vae)
+        o = run.cfg.vae
+        self.init_info: dict = {}
+        if o.init_checkpoint:
+            from npc_runtime.train.flow import load_lpm
+            donor, self.init_info = load_lpm(o.init_checkpoint, causal=False)
+            if donor.cfg.vae != mc.vae:
+                raise ValueError(f"vae.init_checkpoint {o.init_checkpoint}: VAE config differs")
+            self.vae.load_state_dict(donor.vae.state_dict())
+        if not o.train_encoder:
+            # Decoder-only: the latent space (encoder + latent_scale) stays bit-identical, so
+            # every Base/Online LPM trained on it keeps working with the new decoder.
+            for p in self.vae.encoder.parameters():
+                p.requires_grad_(False)
+        self.vae.to(run.device).to(memory_format=torch.channels_last)
         self.net = run.dist.wrap(Reconstruction(self.vae))
         self.modules["vae"] = self.vae
         self.optimizers["vae"] = self.optimizer(self.vae.parameters())
@@ -96,12 +127,16 @@ class VAEStage(Stage):
         x = run.sampler.frames(step, run.dist.rank, run.cfg.batch_size).to(run.device)
         x = x.contiguous(memory_format=torch.channels_last)
         self.vae.train()
+        if not o.train_encoder:
+            self.vae.encoder.eval()
         shape = (x.shape[0], self.vae.cfg.latent_channels, x.shape[2] // self.vae.cfg.downsample,
                  x.shape[3] // self.vae.cfg.downsample)
         eps = run.randn(shape, step, salt=1) if o.sample_posterior else None
         recon, mean, logvar = self.net(x, eps)
-        loss, logs = vae_loss(recon, x, mean, logvar, o.l1, o.l2, o.kl)
-        logs["grad_norm"] = self.apply("vae", loss, self.vae.parameters())
+        loss, logs = vae_loss(recon, x, mean, logvar, o.l1, o.l2,
+                              o.kl if o.train_encoder else 0.0, o.edge_weight)
+        logs["grad_norm"] = self.apply("vae", loss, [p for p in self.vae.parameters()
+                                                     if p.requires_grad])
         return logs
 
     def evaluate(self, step: int) -> dict[str, float]:
@@ -116,9 +151,12 @@ class VAEStage(Stage):
         run, mc = self.run, self.run.model_cfg
         self.vae.eval()
         # Frames of the current pool, drawn under a rank id that never trains (not a batch).
-        fit = run.sampler.frames(self.step, 10**6, run.cfg.vae.scale_frames)
-        scale = fit_latent_scale(self.vae, fit)
-        self.vae.latent_scale.fill_(scale)
+        if run.cfg.vae.train_encoder:
+            fit = run.sampler.frames(self.step, 10**6, run.cfg.vae.scale_frames)
+            scale = fit_latent_scale(self.vae, fit)
+            self.vae.latent_scale.fill_(scale)
+        else:                               # the latent space is the init checkpoint's
+            scale = float(self.vae.latent_scale)
         metrics = self.evaluate(self.step)
         torch.manual_seed(0)                # the same random DiT/audio as an untrained default
         lpm = LPM(mc, causal=True)
@@ -133,6 +171,13 @@ class VAEStage(Stage):
                 "psnr_eval": f"{len(self._eval)} held-out frames (split=eval, seeds "
                              f"{run.cfg.data.eval_seed}+)",
                 "latent_scale": round(scale, 5), "recipe": "npc-runtime train vae"}
+        if run.cfg.vae.init_checkpoint:
+            info["vae_init"] = run.cfg.vae.init_checkpoint
+            info["vae_init_psnr_db"] = self.init_info.get("psnr_db")
+        if not run.cfg.vae.train_encoder:
+            info["vae_decoder_only"] = True
+            info["vae_steps"] = (f"{self.init_info.get('vae_steps', '?')} + {self.step} "
+                                 "decoder-only")
         save_checkpoint(directory, lpm, mc, trained=False, info=info)
         log.info("VAE export %s: PSNR %.2f dB, latent_scale %.4f", directory,
                  metrics["psnr_db"], scale)
