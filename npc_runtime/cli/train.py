@@ -63,9 +63,15 @@ def _bench(args: argparse.Namespace) -> int:
     from npc_runtime.bench.probes import Probe
     from npc_runtime.bench.report import run_quality
     from npc_runtime.train.checks import must_show
-    from npc_runtime.train.performers import BaseLPMPerformer, OnlineLPMPerformer
+    from npc_runtime.train.performers import (BaseLPMPerformer, OnlineLPMPerformer,
+                                              VAERoundTripPerformer)
 
+    if args.vae_roundtrip and not (args.online or args.base):
+        raise SystemExit("--vae-roundtrip needs --online or --base (whose VAE to use)")
     performers = [GroundTruthPerformer()] if args.ground_truth else []
+    if args.vae_roundtrip:
+        # What the LPM's own VAE keeps of the truth: the ceiling for anything it decodes.
+        performers.append(VAERoundTripPerformer(args.online or args.base))
     if args.online:
         performers.append(OnlineLPMPerformer(args.online))
     if args.base:
@@ -190,6 +196,8 @@ def register(subparsers) -> None:
     bench.add_argument("--online", help="Online LPM export dir (streamed through the cache)")
     bench.add_argument("--base", help="Base LPM export dir (sampled with its full steps)")
     bench.add_argument("--guidance", type=float, default=1.0, help="Base LPM CFG scale")
+    bench.add_argument("--vae-roundtrip", action="store_true",
+                       help="add the truth through the model's VAE (the decoder's ceiling)")
     bench.add_argument("--base-steps", type=int, default=None,
                        help="Base LPM Euler steps (default: its config's stream.base_steps)")
     bench.add_argument("--ground-truth", action="store_true", help="add the renderer ceiling")

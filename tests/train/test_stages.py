@@ -86,6 +86,17 @@ def test_bench_performers_stream_trained_exports(chain):
                       BaseLPMPerformer(base / "export", clip_chunks=2, steps=2)):
         frames = np.concatenate(list(performer.perform(case)))
         assert frames.shape == (n, 32, 32, 3) and frames.dtype == np.uint8
+    # The VAE round trip needs ground truth: a world case (the 32 px micro model's size).
+    from npc_runtime.bench.cases import world_case
+    from npc_runtime.bench.performers import GroundTruthPerformer
+    from npc_runtime.train.performers import VAERoundTripPerformer
+    wc = world_case(3, 1.0, size=32)
+    rt = np.concatenate(list(VAERoundTripPerformer(online / "export").perform(wc)))
+    truth = np.concatenate(list(GroundTruthPerformer().perform(wc)))
+    assert rt.shape == truth.shape and rt.dtype == np.uint8 and not np.array_equal(rt, truth)
+    from npc_runtime.cli import main
+    with pytest.raises(SystemExit, match="needs --online or --base"):
+        main(["train", "bench", "--vae-roundtrip", "--out", "unused"])
     # What each performer ran with goes into the report (the Base's step count above all).
     assert performer.settings["steps"] == 2 and performer.settings["clip_chunks"] == 2
     from npc_runtime.bench.report import write_markdown
