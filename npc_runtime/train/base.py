@@ -166,7 +166,7 @@ class BaseStage(Stage):
             extra.append(f"performance-head loss {o.aux_weight:g}")
         info = {"stage": "base", "causal": False,
                 "vae": "trained" if self.vae_info.get("vae") == "trained" else "untrained",
-                "vae_psnr_db": self.vae_info.get("psnr_db"),
+                "vae_psnr_db": self.vae_info.get("psnr_db", self.vae_info.get("vae_psnr_db")),
                 "audio": f"trained (Base LPM flow matching, {self.step} steps)",
                 "dit": f"trained as the bidirectional Base LPM ({self.step} steps, batch "
                        f"{run.cfg.batch_size} x {run.cfg.base.clip_chunks} chunks); not distilled "
