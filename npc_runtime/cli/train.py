@@ -121,21 +121,16 @@ def bench_info(report: dict, source: str) -> dict:
 
 
 def _with_decoder(src: Path, vae_dir: str, info: dict):
-    """The LPM of `src` with the VAE *decoder* of `vae_dir`, which must share its latent space
-    (encoder weights and latent_scale bit-identical: a decoder-only fine-tune of it)."""
-    import torch
-
+    """The LPM of `src` with the VAE decoder of `vae_dir` (same latent space, checked)."""
     from npc_runtime.train.flow import load_lpm
+    from npc_runtime.train.vae import swap_decoder
 
     lpm, _ = load_lpm(src, causal=True)
     donor, donor_info = load_lpm(vae_dir, causal=True)
-    a, b = lpm.vae.state_dict(), donor.vae.state_dict()
-    same = lpm.cfg.vae == donor.cfg.vae and all(
-        torch.equal(a[k], b[k]) for k in a if not k.startswith("decoder."))
-    if not same:
-        raise SystemExit(f"--vae {vae_dir}: its encoder/latent_scale differ from {src}'s; only "
-                         "a decoder-only fine-tune of the same VAE can be swapped in")
-    lpm.vae.decoder.load_state_dict(donor.vae.decoder.state_dict())
+    try:
+        swap_decoder(lpm.vae, donor.vae)
+    except ValueError as e:
+        raise SystemExit(f"--vae {vae_dir}: {e} (the LPM is {src})") from e
     info["vae_decoder"] = (f"{vae_dir} (decoder-only fine-tune, {donor_info.get('vae_steps')} "
                            f"steps)")
     if donor_info.get("psnr_db") is not None:

@@ -18,10 +18,12 @@ import numpy as np
 import torch
 
 from npc_runtime.bench.cases import BenchCase
+from npc_runtime.bench.performers import GroundTruthPerformer
 from npc_runtime.pipeline import ChunkRequest, PerformanceModel, slice_audio
 from npc_runtime.sampler import flow_timesteps
 from npc_runtime.train.data import Clip, chunk_audio, to_uint8, to_unit
 from npc_runtime.train.flow import Conditioning, guided, load_lpm, sample_clip
+from npc_runtime.train.vae import reconstruct
 
 
 def _emotion(case: BenchCase, n_frames: int) -> np.ndarray:
@@ -118,8 +120,5 @@ class VAERoundTripPerformer:
 
     @torch.inference_mode()
     def perform(self, case: BenchCase) -> Iterator[np.ndarray]:
-        from npc_runtime.bench.performers import GroundTruthPerformer
         for frames in GroundTruthPerformer().perform(case):
-            for i in range(0, len(frames), self.batch):
-                x = to_unit(frames[i:i + self.batch])
-                yield to_uint8(self.lpm.vae.decode(self.lpm.vae.encode(x)))
+            yield reconstruct(self.lpm.vae, frames, self.batch)

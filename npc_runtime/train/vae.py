@@ -97,6 +97,17 @@ def fit_latent_scale(vae: VAE, frames: torch.Tensor, batch: int = 16) -> float:
     return float(1.0 / torch.cat(zs).float().std().clamp_min(1e-6))
 
 
+def swap_decoder(vae: VAE, donor: VAE) -> None:
+    """Give `vae` the decoder of `donor`, which must share its latent space: config, encoder
+    weights and latent_scale bit-identical (a decoder-only fine-tune of the same VAE)."""
+    a, b = vae.state_dict(), donor.state_dict()
+    if vae.cfg != donor.cfg or not all(torch.equal(a[k], b[k]) for k in a
+                                       if not k.startswith("decoder.")):
+        raise ValueError("its encoder/latent_scale differ: only a decoder-only fine-tune of "
+                         "the same VAE can be swapped in")
+    vae.decoder.load_state_dict(donor.decoder.state_dict())
+
+
 class VAEStage(Stage):
     def __init__(self, run: Run) -> None:
         super().__init__(run)
