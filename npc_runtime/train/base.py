@@ -80,12 +80,24 @@ class BaseStage(Stage):
             if run.dist.main else None
 
     def _init_from(self, checkpoint: str) -> dict:
-        """Fine-tune: the DiT and audio encoder of an earlier Base run (same model config)."""
+        """Fine-tune: the DiT and audio encoder of an earlier Base run.
+
+        The model configs must match, except for the VAE: a Base trained in another latent
+        space (a new VAE) still hands over its audio encoder and every DiT weight whose shape
+        is unchanged (attention, MLPs, conditioning); the latent-facing layers whose shape
+        changed (patch embedding, output head) start fresh, as in a new run."""
         donor, info = load_lpm(checkpoint, causal=False)
-        if donor.cfg != self.lpm.cfg:
-            raise ValueError(f"init_checkpoint {checkpoint}: its model config differs")
-        self.lpm.dit.load_state_dict(donor.dit.state_dict())
+        if donor.cfg.replace(vae=self.lpm.cfg.vae) != self.lpm.cfg:
+            raise ValueError(f"init_checkpoint {checkpoint}: its model config differs "
+                             "(only the VAE may differ)")
         self.lpm.audio.load_state_dict(donor.audio.state_dict())
+        own, theirs = self.lpm.dit.state_dict(), donor.dit.state_dict()
+        fresh = sorted(k for k in own if theirs[k].shape != own[k].shape)
+        self.lpm.dit.load_state_dict({k: theirs[k] if k not in fresh else own[k] for k in own})
+        info = dict(info)
+        if fresh:
+            info["reinitialised"] = fresh
+            log.info("latent space changed: %s start fresh", ", ".join(fresh))
         log.info("initialised the DiT and audio encoder from %s (%s)", checkpoint,
                  info.get("dit", "?"))
         return info
@@ -160,6 +172,9 @@ class BaseStage(Stage):
         extra = []
         if o.init_checkpoint:
             extra.append(f"initialised from {o.init_checkpoint} ({self.init_info.get('dit', '?')})")
+            if self.init_info.get("reinitialised"):
+                extra.append("new latent space: " + ", ".join(self.init_info["reinitialised"])
+                             + " re-initialised")
         if o.motion_weight > 0:
             extra.append(f"motion-weighted flow loss {o.motion_weight:g}")
         if o.aux_weight > 0:

@@ -75,6 +75,35 @@ def test_base_stage_with_aux_logs_both_losses_and_exports_only_the_lpm(tmp_path)
         assert torch.equal(v, donor["dit." + k]), k
 
 
+def test_base_init_across_a_latent_space_change_keeps_all_but_latent_layers(tmp_path):
+    """A Base trained on another VAE (other latent channels) hands over its audio encoder and
+    every same-shape DiT weight; patch embedding and output head start fresh; anything else
+    differing in the model config is refused."""
+    cfg = smoke_config("base", steps=1)
+    train(cfg, tmp_path / "old", stage_class("base"), progress=False)
+    model = cfg.model_config()
+    wider = {"vae": {"latent_channels": model.vae.latent_channels * 2}}
+    new = cfg.replace(model_overrides={**cfg.model_overrides, **wider},
+                      base=dataclasses.replace(cfg.base, init_checkpoint=str(tmp_path / "old")))
+    s = stage_class("base")(_make_run(new, tmp_path / "new", Dist.from_env("cpu")))
+    from safetensors.torch import load_file
+    donor = load_file(str(tmp_path / "old/export/model.safetensors"))
+    fresh = set(s.init_info["reinitialised"])
+    assert fresh == {"patch_embed.weight", "final_out.weight", "final_out.bias"}
+    for k, v in s.lpm.dit.state_dict().items():
+        if k in fresh:
+            assert v.shape != donor["dit." + k].shape, k
+        else:
+            assert torch.equal(v, donor["dit." + k]), k
+    for k, v in s.lpm.audio.state_dict().items():
+        assert torch.equal(v, donor["audio." + k]), k
+    deeper = cfg.replace(model_overrides={**cfg.model_overrides,
+                                          "dit": {"depth": model.dit.depth + 1}},
+                         base=new.base)
+    with pytest.raises(ValueError, match="only the VAE may differ"):
+        stage_class("base")(_make_run(deeper, tmp_path / "bad", Dist.from_env("cpu")))
+
+
 def test_negative_aux_weights_are_rejected():
     cfg = smoke_config("base")
     with pytest.raises(ValueError, match="aux_weight"):
