@@ -57,17 +57,31 @@ def edge_weights(x: torch.Tensor, strength: float) -> torch.Tensor:
     return w / w.mean((1, 2, 3), keepdim=True)
 
 
+def window_weights(shape: tuple[int, ...], window: tuple[float, float, float, float],
+                   weight: float) -> torch.Tensor:
+    """(1, 1, H, W) weights: `weight` inside the canvas window (x0, x1, y0, y1 in [-1, 1]),
+    1 outside, normalised to mean 1 (the loss scale stays that of a plain mean)."""
+    h, w = shape[-2:]
+    ys = (torch.arange(h) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w) + 0.5) / w * 2 - 1
+    x0, x1, y0, y1 = window
+    inside = ((ys >= y0) & (ys <= y1))[:, None] & ((xs >= x0) & (xs <= x1))[None, :]
+    m = 1.0 + (weight - 1.0) * inside.float()
+    return (m / m.mean())[None, None]
+
+
 def vae_loss(recon: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
-             l1: float, l2: float, kl: float, edge_weight: float = 0.0
-             ) -> tuple[torch.Tensor, dict[str, float]]:
+             l1: float, l2: float, kl: float, edge_weight: float = 0.0,
+             face: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """`face`: optional (1, 1, H, W) weights (window_weights) on both reconstruction terms."""
     err = recon - x
     rec_l1, rec_l2 = err.abs().mean(), err.square().mean()
     kl_term = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
-    loss = l2 * rec_l2 + kl * kl_term
+    w = face.to(err) if face is not None else torch.ones((), device=err.device)
+    loss = l2 * (err.square() * w).mean() + kl * kl_term
     if edge_weight > 0:
-        loss = loss + l1 * (err.abs() * edge_weights(x, edge_weight)).mean()
-    else:
-        loss = loss + l1 * rec_l1
+        w = w * edge_weights(x, edge_weight)
+    loss = loss + l1 * (err.abs() * w).mean()
     logs = {"loss": loss, "l1": rec_l1, "l2": rec_l2, "kl": kl_term}
     return loss, {k: float(v.detach()) for k, v in logs.items()}
 
@@ -144,8 +158,10 @@ class VAEStage(Stage):
                  x.shape[3] // self.vae.cfg.downsample)
         eps = run.randn(shape, step, salt=1) if o.sample_posterior else None
         recon, mean, logvar = self.net(x, eps)
+        face = window_weights(x.shape, o.face_window, o.face_weight) \
+            if o.face_weight != 1.0 else None
         loss, logs = vae_loss(recon, x, mean, logvar, o.l1, o.l2,
-                              o.kl if o.train_encoder else 0.0, o.edge_weight)
+                              o.kl if o.train_encoder else 0.0, o.edge_weight, face)
         logs["grad_norm"] = self.apply("vae", loss, [p for p in self.vae.parameters()
                                                      if p.requires_grad])
         return logs

@@ -10,7 +10,8 @@ from npc_runtime.checkpoint import read_meta
 from npc_runtime.cli import main
 from npc_runtime.train import stage_class
 from npc_runtime.train.loop import train
-from npc_runtime.train.vae import edge_weights
+from npc_runtime.train.config import train_config_from_dict
+from npc_runtime.train.vae import edge_weights, window_weights
 
 from .conftest import smoke_config
 
@@ -68,3 +69,28 @@ def test_decoder_only_needs_an_encoder_to_keep():
     cfg = smoke_config("vae")
     with pytest.raises(ValueError, match="init_checkpoint"):
         cfg.replace(vae=dataclasses.replace(cfg.vae, train_encoder=False))
+
+
+def test_face_window_weights_favour_the_face_and_keep_the_scale():
+    w = window_weights((2, 3, 16, 16), (-0.5, 0.5, -0.5, 0.0), 4.0)
+    assert w.shape == (1, 1, 16, 16)
+    assert torch.isclose(w.mean(), torch.tensor(1.0))
+    # Rows 4..7 (y in [-0.5, 0]) and columns 4..11 (x in [-0.5, 0.5]) are the window.
+    assert torch.isclose(w[0, 0, 5, 8] / w[0, 0, 12, 8], torch.tensor(4.0))
+    assert torch.isclose(w[0, 0, 5, 2], w[0, 0, 12, 8])
+    assert int((w > 1.0).sum()) == 4 * 8
+    assert torch.equal(window_weights((1, 3, 8, 8), (-1, 1, -1, 1), 3.0),
+                       torch.ones(1, 1, 8, 8))
+
+
+def test_face_weighted_vae_step_trains_and_bad_windows_are_refused(tmp_path):
+    cfg = smoke_config("vae", steps=2)
+    cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, face_weight=3.0))
+    train(cfg, tmp_path / "face", stage_class("vae"), progress=False)
+    assert (tmp_path / "face/export/model.safetensors").exists()
+    for bad in ({"face_weight": 0.5}, {"face_window": (0.5, -0.5, -1.0, 1.0)},
+                {"face_window": (-2.0, 0.5, -1.0, 1.0)}):
+        with pytest.raises(ValueError, match="face_"):
+            cfg.replace(vae=dataclasses.replace(cfg.vae, **bad))
+    with pytest.raises(ValueError, match="face_window"):
+        train_config_from_dict({"stage": "vae", "vae": {"face_window": [0, 1]}})
