@@ -13,6 +13,7 @@ sampled with the Base LPM's full step count next to the ground truth.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -82,14 +83,17 @@ class BaseStage(Stage):
     def _init_from(self, checkpoint: str) -> dict:
         """Fine-tune: the DiT and audio encoder of an earlier Base run.
 
-        The model configs must match, except for the VAE: a Base trained in another latent
-        space (a new VAE) still hands over its audio encoder and every DiT weight whose shape
+        The model configs must match, except for the latent geometry (the VAE and the DiT's
+        patch size): a Base trained in another latent space (a new VAE) still hands over its audio encoder and every DiT weight whose shape
         is unchanged (attention, MLPs, conditioning); the latent-facing layers whose shape
         changed (patch embedding, output head) start fresh, as in a new run."""
         donor, info = load_lpm(checkpoint, causal=False)
-        if donor.cfg.replace(vae=self.lpm.cfg.vae) != self.lpm.cfg:
+        own_cfg = self.lpm.cfg
+        geometry = {"vae": own_cfg.vae,
+                    "dit": dataclasses.replace(donor.cfg.dit, patch=own_cfg.dit.patch)}
+        if donor.cfg.replace(**geometry) != own_cfg:
             raise ValueError(f"init_checkpoint {checkpoint}: its model config differs "
-                             "(only the VAE may differ)")
+                             "(only the VAE and the DiT patch size may differ)")
         self.lpm.audio.load_state_dict(donor.audio.state_dict())
         own, theirs = self.lpm.dit.state_dict(), donor.dit.state_dict()
         fresh = sorted(k for k in own if theirs[k].shape != own[k].shape)

@@ -76,14 +76,20 @@ def test_base_stage_with_aux_logs_both_losses_and_exports_only_the_lpm(tmp_path)
 
 
 def test_base_init_across_a_latent_space_change_keeps_all_but_latent_layers(tmp_path):
-    """A Base trained on another VAE (other latent channels) hands over its audio encoder and
+    """A Base trained on another VAE (other latent channels, patch size) hands over its audio encoder and
     every same-shape DiT weight; patch embedding and output head start fresh; anything else
     differing in the model config is refused."""
     cfg = smoke_config("base", steps=1)
     train(cfg, tmp_path / "old", stage_class("base"), progress=False)
     model = cfg.model_config()
-    wider = {"vae": {"latent_channels": model.vae.latent_channels * 2}}
-    new = cfg.replace(model_overrides={**cfg.model_overrides, **wider},
+    # 4x instead of 8x downsampling, twice the channels, patches twice as wide: the same
+    # tokens per frame (the session-4 change of the tiny model, in miniature).
+    wider = {"vae": {"latent_channels": model.vae.latent_channels * 2,
+                     "channels": list(model.vae.channels[:-1])},
+             "dit": {"patch": model.dit.patch * 2}}
+    merged = {k: {**v, **wider.get(k, {})} if isinstance(v, dict) else v
+              for k, v in cfg.model_overrides.items()}
+    new = cfg.replace(model_overrides=merged,
                       base=dataclasses.replace(cfg.base, init_checkpoint=str(tmp_path / "old")))
     s = stage_class("base")(_make_run(new, tmp_path / "new", Dist.from_env("cpu")))
     from safetensors.torch import load_file
@@ -97,10 +103,10 @@ def test_base_init_across_a_latent_space_change_keeps_all_but_latent_layers(tmp_
             assert torch.equal(v, donor["dit." + k]), k
     for k, v in s.lpm.audio.state_dict().items():
         assert torch.equal(v, donor["audio." + k]), k
-    deeper = cfg.replace(model_overrides={**cfg.model_overrides,
-                                          "dit": {"depth": model.dit.depth + 1}},
+    deeper = cfg.replace(model_overrides={**merged, "dit": {**merged["dit"],
+                                                            "depth": model.dit.depth + 1}},
                          base=new.base)
-    with pytest.raises(ValueError, match="only the VAE may differ"):
+    with pytest.raises(ValueError, match="only the VAE and the DiT patch size may differ"):
         stage_class("base")(_make_run(deeper, tmp_path / "bad", Dist.from_env("cpu")))
 
 
