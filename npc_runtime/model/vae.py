@@ -1,6 +1,6 @@
-"""Convolutional VAE: RGB frames <-> latents at 1/8 resolution.
+"""Convolutional VAE: RGB frames <-> latents at 1/d resolution, d = 2**len(channels) (4 for tiny).
 
-Frames enter as float in [-1, 1], shape (N, 3, H, W); latents are (N, c, H/8, W/8), already
+Frames enter as float in [-1, 1], shape (N, 3, H, W); latents are (N, c, H/d, W/d), already
 multiplied by `latent_scale` (a buffer fitted on training data so latents have ~unit variance;
 1.0 until trained). The decoder is what runs per streamed frame, so it is kept light: residual
 blocks at low resolution and a pixel-shuffle for the last 2x so nothing convolves at full size.
@@ -87,7 +87,7 @@ class VAE(nn.Module):
         self.register_buffer("latent_scale", torch.ones(()))
 
     def encode(self, x: torch.Tensor, sample: bool = False) -> torch.Tensor:
-        """(N, 3, H, W) in [-1, 1] -> scaled latents (N, c, H/8, W/8); the mean unless sample."""
+        """(N, 3, H, W) in [-1, 1] -> scaled latents (N, c, H/d, W/d); the mean unless sample."""
         mean, logvar = self.encoder(x)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp() if sample else mean
         return z * self.latent_scale
