@@ -84,9 +84,10 @@ class BaseStage(Stage):
         """Fine-tune: the DiT and audio encoder of an earlier Base run.
 
         The model configs must match, except for the latent geometry (the VAE and the DiT's
-        patch size): a Base trained in another latent space (a new VAE) still hands over its audio encoder and every DiT weight whose shape
-        is unchanged (attention, MLPs, conditioning); the latent-facing layers whose shape
-        changed (patch embedding, output head) start fresh, as in a new run."""
+        patch size): a Base trained in another latent space (a new VAE) still hands over its
+        audio encoder and every DiT weight whose shape is unchanged (attention, MLPs,
+        conditioning); the latent-facing layers whose shape changed (patch embedding, output
+        head) start fresh, as in a new run."""
         donor, info = load_lpm(checkpoint, causal=False)
         own_cfg = self.lpm.cfg
         geometry = {"vae": own_cfg.vae,

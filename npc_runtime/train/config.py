@@ -54,7 +54,9 @@ class VAEOptions:
     train_encoder: bool = True      # False: decoder-only fine-tune; latent space kept bit-exact
     edge_weight: float = 0.0        # L1 weighted by 1 + edge_weight * |target gradient|
     # Reconstruction error inside the face window (canvas x0, x1, y0, y1 in [-1, 1]) weighs
-    # face_weight times the rest: eyes, brows, lips are a few pixels of a 128 px frame.
+    # face_weight times the rest: eyes, brows, lips are a few pixels of a 128 px frame. The
+    # world always frames the face here (the bench probe's face view uses the same region;
+    # training states it itself and never imports the bench).
     face_weight: float = 1.0
     face_window: tuple[float, float, float, float] = (-0.65, 0.65, -0.7, 0.6)
 

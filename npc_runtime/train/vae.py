@@ -77,7 +77,7 @@ def vae_loss(recon: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: t
     err = recon - x
     rec_l1, rec_l2 = err.abs().mean(), err.square().mean()
     kl_term = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
-    w = face.to(err) if face is not None else torch.ones((), device=err.device)
+    w = face.to(err) if face is not None else 1.0
     loss = l2 * (err.square() * w).mean() + kl * kl_term
     if edge_weight > 0:
         w = w * edge_weights(x, edge_weight)
@@ -146,6 +146,10 @@ class VAEStage(Stage):
         self.modules["vae"] = self.vae
         self.optimizers["vae"] = self.optimizer(self.vae.parameters())
         self._eval = eval_frames(run.cfg.data, mc.frame_size) if run.dist.main else None
+        # Frames are always frame_size square: the face weights are built once, not per step.
+        self._face = window_weights((mc.frame_size, mc.frame_size), o.face_window,
+                                    o.face_weight).to(run.device) if o.face_weight != 1.0 \
+            else None
 
     def train_step(self, step: int) -> dict[str, float]:
         run, o = self.run, self.run.cfg.vae
@@ -158,10 +162,8 @@ class VAEStage(Stage):
                  x.shape[3] // self.vae.cfg.downsample)
         eps = run.randn(shape, step, salt=1) if o.sample_posterior else None
         recon, mean, logvar = self.net(x, eps)
-        face = window_weights(x.shape, o.face_window, o.face_weight) \
-            if o.face_weight != 1.0 else None
         loss, logs = vae_loss(recon, x, mean, logvar, o.l1, o.l2,
-                              o.kl if o.train_encoder else 0.0, o.edge_weight, face)
+                              o.kl if o.train_encoder else 0.0, o.edge_weight, self._face)
         logs["grad_norm"] = self.apply("vae", loss, [p for p in self.vae.parameters()
                                                      if p.requires_grad])
         return logs

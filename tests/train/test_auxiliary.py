@@ -76,9 +76,9 @@ def test_base_stage_with_aux_logs_both_losses_and_exports_only_the_lpm(tmp_path)
 
 
 def test_base_init_across_a_latent_space_change_keeps_all_but_latent_layers(tmp_path):
-    """A Base trained on another VAE (other latent channels, patch size) hands over its audio encoder and
-    every same-shape DiT weight; patch embedding and output head start fresh; anything else
-    differing in the model config is refused."""
+    """A Base trained on another VAE (other latent channels, patch size) hands over its audio
+    encoder and every same-shape DiT weight; patch embedding and output head start fresh;
+    anything else differing in the model config is refused."""
     cfg = smoke_config("base", steps=1)
     train(cfg, tmp_path / "old", stage_class("base"), progress=False)
     model = cfg.model_config()
