@@ -42,6 +42,10 @@ class AudioConfig:
     heads: int = 4
     history_frames: int = 4   # video frames of past audio a chunk sees
     lookahead_frames: int = 4  # video frames of future audio (at most one chunk)
+    # Each video frame cross-attends to the audio tokens of the frames within this radius of
+    # its own (2r + 1 tokens); -1: every frame sees the chunk's whole window, which leaves a
+    # frame no way to tell which audio is *its* audio (lip sync blurs over the chunk).
+    frame_radius: int = -1
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,11 @@ class ModelConfig:
             raise ValueError(f"rope_dims must be even and <= head_dim ({self.dit.head_dim})")
         if self.audio.lookahead_frames > self.stream.chunk_frames:
             raise ValueError("audio lookahead may not exceed one chunk")
+        a = self.audio
+        if not -1 <= a.frame_radius <= min(a.history_frames, a.lookahead_frames):
+            raise ValueError(f"audio.frame_radius must be -1 (whole window) or 0.."
+                             f"{min(a.history_frames, a.lookahead_frames)} (history and "
+                             f"lookahead frames), got {a.frame_radius}")
         if not 1 <= self.stream.online_steps <= 4:
             raise ValueError("the Online LPM samples in 1..4 steps")
         if self.audio.sample_rate % self.stream.fps:
@@ -132,14 +141,16 @@ class ModelConfig:
 def _tiny() -> ModelConfig:
     # 4x VAE (32x32x4 latents) patched 4x4: 64 tokens a frame, as the 8x VAE patched 2x2 of
     # sessions 1-3, but eyes and brows survive the round trip (docs/training.md, session 4).
-    return ModelConfig(vae=VAEConfig(channels=(32, 64)), dit=DiTConfig(patch=4))
+    # Frame-aligned audio (radius 2, session 6): each frame hears its own +-80 ms.
+    return ModelConfig(vae=VAEConfig(channels=(32, 64)), audio=AudioConfig(frame_radius=2),
+                       dit=DiTConfig(patch=4))
 
 
 def _small() -> ModelConfig:
     return ModelConfig(
         name="small", frame_size=128,
         vae=VAEConfig(channels=(48, 96, 128), blocks_per_level=1),
-        audio=AudioConfig(dim=192, layers=2),
+        audio=AudioConfig(dim=192, layers=2, frame_radius=2),
         dit=DiTConfig(dim=384, depth=8, heads=6, rope_dims=32),
         stream=StreamConfig(window_chunks=3, online_steps=3),
     )
@@ -149,7 +160,7 @@ def _base() -> ModelConfig:
     return ModelConfig(
         name="base", frame_size=256,
         vae=VAEConfig(latent_channels=8, channels=(64, 128, 256), blocks_per_level=2),
-        audio=AudioConfig(dim=384, layers=4, heads=6),
+        audio=AudioConfig(dim=384, layers=4, heads=6, frame_radius=2),
         dit=DiTConfig(dim=768, depth=12, heads=12, rope_dims=32),
         stream=StreamConfig(window_chunks=4, online_steps=4, base_steps=32),
     )
@@ -160,7 +171,7 @@ def _lpm_17b() -> ModelConfig:
     return ModelConfig(
         name="lpm-17b", frame_size=512,
         vae=VAEConfig(latent_channels=16, channels=(128, 256, 512), blocks_per_level=2),
-        audio=AudioConfig(dim=1280, layers=8, heads=20),
+        audio=AudioConfig(dim=1280, layers=8, heads=20, frame_radius=2),
         dit=DiTConfig(dim=5120, depth=30, heads=40, rope_dims=64),
         stream=StreamConfig(window_chunks=6, online_steps=4, base_steps=50),
     )

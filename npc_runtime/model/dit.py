@@ -10,7 +10,8 @@ The model never decides *what* a frame attends to beyond its own tokens: the cal
 stream). Base and Online LPM are therefore the same weights and code with a different `Attend`.
 
 Shapes: latents z (B, F, c, h, w) with F = n_chunks * C frames; tokens (B, F, T, d) with T
-tokens per frame; audio tokens (B, n_chunks, A, d_audio) per chunk window.
+tokens per frame; audio tokens (B, n_chunks, A, d_audio) per chunk window, of which each frame
+cross-attends to the 2r+1 around its own (`frame_audio`; r = audio.frame_radius).
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ class LPMBlock(nn.Module):
     def forward(self, x: torch.Tensor, cond: torch.Tensor, audio: torch.Tensor | None,
                 attend: Attend, rope: tuple[TemporalRoPE, torch.Tensor, torch.Tensor] | None,
                 kv_only: bool = False) -> torch.Tensor:
-        """x (B, F, T, d); cond (B, F, d); audio (B, n_chunks, A, d_a) or None (references)."""
+        """x (B, F, T, d); cond (B, F, d); audio (B, G, A, d_a) or None (references): G groups
+        of frames (chunks or single frames), each group's tokens cross-attend to its A tokens."""
         b, f, t, d = x.shape
         sh1, sc1, g1, sh2, sc2, g2 = self.modulation(cond)
         q, k, v = self.qkv(x, sh1, sc1, rope)
@@ -123,9 +125,9 @@ class LPMBlock(nn.Module):
         out = attend(self.index, q, k, v)
         x = x + g1 * self.attn.proj(out.reshape(b, f, t, d))
         if audio is not None:
-            n_chunks = audio.shape[1]
-            per_chunk = x.reshape(b * n_chunks, (f // n_chunks) * t, d)
-            x = x + self.cross(per_chunk, audio.flatten(0, 1)).view(b, f, t, d)
+            groups = audio.shape[1]
+            per_group = x.reshape(b * groups, (f // groups) * t, d)
+            x = x + self.cross(per_group, audio.flatten(0, 1)).view(b, f, t, d)
         return x + g2 * self.mlp(adaln_modulate(x, sh2, sc2))
 
 
@@ -141,6 +143,16 @@ class LPMDiT(nn.Module):
         self.t_embed = TimestepEmbedder(d)
         self.emotion_embed = EmotionEmbedder(cfg.emotion_dim, d)
         self.channel_embed = nn.Parameter(torch.randn(2, cfg.audio.dim) * 0.02)
+        radius = cfg.audio.frame_radius
+        if radius >= 0:
+            # Window index of frame j's audio token: history + j; frame j hears j-r..j+r, and
+            # a learned embedding tells it which of those is its own (the chunk window's
+            # positional embedding cannot: the frame does not know its index in the chunk).
+            c = cfg.stream.chunk_frames
+            index = (cfg.audio.history_frames + torch.arange(c)[:, None]
+                     + torch.arange(-radius, radius + 1)[None])
+            self.register_buffer("frame_audio_index", index, persistent=False)   # (C, 2r+1)
+            self.frame_audio_pos = nn.Parameter(torch.zeros(2 * radius + 1, cfg.audio.dim))
         self.blocks = nn.ModuleList(LPMBlock(cfg, i) for i in range(cfg.dit.depth))
         self.rope = TemporalRoPE(cfg.dit.rope_dims, cfg.dit.rope_period)
         self.final_mod = nn.Linear(d, 2 * d)
@@ -178,6 +190,14 @@ class LPMDiT(nn.Module):
     def audio_tokens(self, tokens: torch.Tensor, channel: int) -> torch.Tensor:
         return tokens + self.channel_embed[channel]
 
+    def frame_audio(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Chunk windows (B, n_chunks, A, d_a) -> what each frame cross-attends to: its own
+        2r+1 tokens (B, F, 2r+1, d_a), or the windows unchanged when frame_radius is -1."""
+        if self.cfg.audio.frame_radius < 0:
+            return tokens
+        framed = tokens[:, :, self.frame_audio_index]          # (B, n_chunks, C, 2r+1, d_a)
+        return framed.flatten(1, 2) + self.frame_audio_pos
+
     def embed_emotion(self, emotion: torch.Tensor) -> torch.Tensor:
         return self.emotion_embed(emotion)
 
@@ -209,9 +229,10 @@ class LPMDiT(nn.Module):
         # Expanded to tokens once per pass, not once per block.
         rope = (self.rope, cos.repeat_interleave(t_tok, 1)[:, :, None],
                 sin.repeat_interleave(t_tok, 1)[:, :, None])              # (B, F*T, 1, half)
+        speak, listen = self.frame_audio(ctx.speak), self.frame_audio(ctx.listen)
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            audio = ctx.speak if block.channel == SPEAK else ctx.listen
+            audio = speak if block.channel == SPEAK else listen
             x = block(x, cond, audio, attend, rope, kv_only=(not output and i == last))
         if not output:
             return None

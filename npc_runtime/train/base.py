@@ -84,25 +84,28 @@ class BaseStage(Stage):
         """Fine-tune: the DiT and audio encoder of an earlier Base run.
 
         The model configs must match, except for the latent geometry (the VAE and the DiT's
-        patch size): a Base trained in another latent space (a new VAE) still hands over its
-        audio encoder and every DiT weight whose shape is unchanged (attention, MLPs,
-        conditioning); the latent-facing layers whose shape changed (patch embedding, output
-        head) start fresh, as in a new run."""
+        patch size) and the audio alignment (`audio.frame_radius`): a Base trained in another
+        latent space (a new VAE) still hands over its audio encoder and every DiT weight whose
+        shape is unchanged (attention, MLPs, conditioning); the layers whose shape changed or
+        that the donor lacks (patch embedding, output head, frame-audio positions) start
+        fresh, as in a new run."""
         donor, info = load_lpm(checkpoint, causal=False)
         own_cfg = self.lpm.cfg
         geometry = {"vae": own_cfg.vae,
-                    "dit": dataclasses.replace(donor.cfg.dit, patch=own_cfg.dit.patch)}
+                    "dit": dataclasses.replace(donor.cfg.dit, patch=own_cfg.dit.patch),
+                    "audio": dataclasses.replace(donor.cfg.audio,
+                                                 frame_radius=own_cfg.audio.frame_radius)}
         if donor.cfg.replace(**geometry) != own_cfg:
-            raise ValueError(f"init_checkpoint {checkpoint}: its model config differs "
-                             "(only the VAE and the DiT patch size may differ)")
+            raise ValueError(f"init_checkpoint {checkpoint}: its model config differs (only "
+                             "the VAE, the DiT patch size and audio.frame_radius may differ)")
         self.lpm.audio.load_state_dict(donor.audio.state_dict())
         own, theirs = self.lpm.dit.state_dict(), donor.dit.state_dict()
-        fresh = sorted(k for k in own if theirs[k].shape != own[k].shape)
+        fresh = sorted(k for k in own if k not in theirs or theirs[k].shape != own[k].shape)
         self.lpm.dit.load_state_dict({k: theirs[k] if k not in fresh else own[k] for k in own})
         info = dict(info)
         if fresh:
             info["reinitialised"] = fresh
-            log.info("latent space changed: %s start fresh", ", ".join(fresh))
+            log.info("latent space or audio alignment changed: %s start fresh", ", ".join(fresh))
         log.info("initialised the DiT and audio encoder from %s (%s)", checkpoint,
                  info.get("dit", "?"))
         return info
@@ -178,8 +181,7 @@ class BaseStage(Stage):
         if o.init_checkpoint:
             extra.append(f"initialised from {o.init_checkpoint} ({self.init_info.get('dit', '?')})")
             if self.init_info.get("reinitialised"):
-                extra.append("new latent space: " + ", ".join(self.init_info["reinitialised"])
-                             + " re-initialised")
+                extra.append("re-initialised: " + ", ".join(self.init_info["reinitialised"]))
         if o.motion_weight > 0:
             extra.append(f"motion-weighted flow loss {o.motion_weight:g}")
         if o.aux_weight > 0:

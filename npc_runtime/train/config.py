@@ -169,7 +169,7 @@ def _deep_merge(a: dict, b: dict) -> dict:
 # A micro model with every code path of `tiny`: the smoke runs and tests train this.
 SMOKE_MODEL: dict = config_to_dict(ModelConfig(
     name="micro", frame_size=32, vae=VAEConfig(channels=(8, 8, 8)),
-    audio=AudioConfig(dim=32, layers=1, heads=2),
+    audio=AudioConfig(dim=32, layers=1, heads=2, frame_radius=2),
     dit=DiTConfig(dim=64, depth=2, heads=2, rope_dims=16),
     stream=StreamConfig(window_chunks=2, online_steps=2, base_steps=4)))
 

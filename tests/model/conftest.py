@@ -12,7 +12,7 @@ def micro_config(**stream) -> ModelConfig:
     return ModelConfig(
         name="micro", frame_size=32,
         vae=VAEConfig(channels=(8, 8, 8)),
-        audio=AudioConfig(dim=32, layers=1, heads=2),
+        audio=AudioConfig(dim=32, layers=1, heads=2, frame_radius=2),
         dit=DiTConfig(dim=64, depth=2, heads=2, rope_dims=16),
         stream=StreamConfig(**{"window_chunks": 2, "online_steps": 2, **stream}),
     )
@@ -32,11 +32,12 @@ def micro_model(micro_cfg) -> PerformanceModel:
 
 def _randomize_zero_inits(model: PerformanceModel) -> None:
     """adaLN-Zero starts every residual branch at zero, which would make an untrained model
-    ignore audio, emotion and history entirely; tests of wiring need every path live."""
+    ignore audio, emotion and history entirely (and the frame-audio positions start at zero);
+    tests of wiring need every path live."""
     gen = torch.Generator().manual_seed(123)
     with torch.no_grad():
         for name, p in model.lpm.dit.named_parameters():
-            if "adaLN" in name or "final_" in name:
+            if "adaLN" in name or "final_" in name or "frame_audio_pos" in name:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
     model._fingerprint = None
 

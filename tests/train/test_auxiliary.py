@@ -106,8 +106,28 @@ def test_base_init_across_a_latent_space_change_keeps_all_but_latent_layers(tmp_
     deeper = cfg.replace(model_overrides={**merged, "dit": {**merged["dit"],
                                                             "depth": model.dit.depth + 1}},
                          base=new.base)
-    with pytest.raises(ValueError, match="only the VAE and the DiT patch size may differ"):
+    with pytest.raises(ValueError, match="only the VAE, the DiT patch size and audio.frame_radius"):
         stage_class("base")(_make_run(deeper, tmp_path / "bad", Dist.from_env("cpu")))
+
+
+def test_base_init_from_a_chunk_window_donor_adds_frame_aligned_audio(tmp_path):
+    """A Base trained with whole-window audio (frame_radius -1, sessions 1-5) hands every
+    weight to a frame-aligned one; only the frame-audio positions start fresh (at zero)."""
+    cfg = smoke_config("base", steps=1)
+    overrides = cfg.model_overrides
+    old = cfg.replace(model_overrides={**overrides,
+                                       "audio": {**overrides["audio"], "frame_radius": -1}})
+    train(old, tmp_path / "old", stage_class("base"), progress=False)
+    new = cfg.replace(base=dataclasses.replace(cfg.base, init_checkpoint=str(tmp_path / "old")))
+    assert new.model_config().audio.frame_radius == 2
+    s = stage_class("base")(_make_run(new, tmp_path / "new", Dist.from_env("cpu")))
+    from safetensors.torch import load_file
+    donor = load_file(str(tmp_path / "old/export/model.safetensors"))
+    assert s.init_info["reinitialised"] == ["frame_audio_pos"]
+    assert not s.lpm.dit.frame_audio_pos.any()
+    for k, v in s.lpm.dit.state_dict().items():
+        if k != "frame_audio_pos":
+            assert torch.equal(v, donor["dit." + k]), k
 
 
 def test_negative_aux_weights_are_rejected():
