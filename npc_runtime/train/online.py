@@ -287,9 +287,11 @@ class OnlineStage(Stage):
                 "vae_psnr_db": self.base_info.get("vae_psnr_db"),
                 "audio": "trained (Base LPM, then distilled)" if o.base_checkpoint else
                          "untrained teacher (smoke)",
-                "dit": f"Online LPM distilled from {o.base_checkpoint or 'a random teacher'}: "
-                       f"{min(o.ode_steps, self.step)} ODE-pair steps + "
+                "dit": f"Online LPM distilled from {o.base_checkpoint or 'a random teacher'}"
+                       + (f" sampled with CFG {o.guidance:g}" if o.guidance != 1.0 else "")
+                       + f": {min(o.ode_steps, self.step)} ODE-pair steps + "
                        f"{max(0, self.step - o.ode_steps)} Self-Forcing ({o.objective}) steps",
+                "teacher_guidance": o.guidance,
                 "sampling_steps": run.model_cfg.stream.online_steps,
                 "student_teacher_mse": last.get("eval_student_teacher_mse"),
                 "recipe": "npc-runtime train vae -> base -> online"}
