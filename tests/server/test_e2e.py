@@ -175,6 +175,11 @@ def test_register_and_perform_end_to_end(tmp_path, model):
     if paced_host:
         assert fps >= 24.0, f"{fps:.2f} fps"
         assert np.median(np.abs(lateness)) < 0.1, f"median lateness {np.median(lateness):.3f} s"
+    else:
+        # What a slow host still owes: the stream keeps flowing at no less than half the rate
+        # its own model step allows (measured 0.70-0.81 of it on an AVX2-only 2-core VM).
+        host_fps = min(FPS, model.chunk_frames / cost_s)
+        assert fps >= 0.5 * host_fps, f"{fps:.2f} fps on a host whose model allows {host_fps:.1f}"
     # ---- speaking / listening flags follow the audio at its pts (alignment to the timeline)
     for _, f in frames:
         speak, listen = _inside(f.pts_us, SPEAK_ON), _inside(f.pts_us, LISTEN_ON)
