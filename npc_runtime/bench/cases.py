@@ -68,12 +68,16 @@ class SuiteSpec:
     long_streams: int = 0
     long_stream_s: float = 600.0  # drift needs minutes; the training issue asks for 10 min
     size: int = 128
+    first_case: int = 0           # world case indices first_case .. first_case + cases - 1
 
 
 SUITES: dict[str, SuiteSpec] = {
     # Small enough for the unit tests on a 2-core CPU (~1 k frames per performer).
     "quick": SuiteSpec(cases=3, duration_s=12.0),
     "full": SuiteSpec(cases=8, duration_s=40.0, long_streams=1, long_stream_s=600.0),
+    # For choosing training settings (guidance, steps, checkpoints) without tuning on the
+    # reported suites: eval identities, lines and voices as theirs, but other cases.
+    "dev": SuiteSpec(cases=6, duration_s=12.0, first_case=100),
 }
 
 
@@ -98,7 +102,8 @@ def build_suite(name: str = "quick", long_stream_s: float | None = None,
         raise ValueError(f"unknown suite {name!r}; known: {', '.join(SUITES)}")
     spec = SUITES[name]
     size = size or spec.size
-    cases = [world_case(i, spec.duration_s, size) for i in range(spec.cases)]
+    cases = [world_case(i, spec.duration_s, size)
+             for i in range(spec.first_case, spec.first_case + spec.cases)]
     for k in range(spec.long_streams):
         length = long_stream_s or spec.long_stream_s
         cases.append(world_case(500 + k, length, size, name=f"long-{k:02d}-{int(length)}s"))

@@ -55,7 +55,7 @@ def register(subparsers) -> None:
     for name, func, helptext in (("quality", _quality, "score performers on a suite"),
                                  ("export-cases", _export, "write case inputs for outside tools")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("--suite", default="quick", help="quick | full")
+        p.add_argument("--suite", default="quick", help="quick | full | dev (model selection, not reported)")
         p.add_argument("--cases", help="custom cases YAML (instead of a suite)")
         p.add_argument("--long-stream-s", type=float, default=None,
                        help="override the length of the suite's long streams (s)")

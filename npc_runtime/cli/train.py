@@ -106,6 +106,9 @@ def bench_info(report: dict, source: str) -> dict:
     perf = report.get("performers", {})
     if "online_lpm" not in perf:
         raise SystemExit(f"{source}: no online_lpm performer in this bench report")
+    if report.get("suite") == "dev":
+        raise SystemExit(f"{source}: a dev-suite report (model selection) is not a bench "
+                         "score to ship; run the quick or full suite")
     agg = perf["online_lpm"]["aggregate"]
     out = {"bench": f"LPM-Bench-mini {report['suite']} v{report['suite_version']} ({source})"}
     out.update({f"bench_{k}": round(float(agg[k]), 3) for k in BENCH_KEYS if k in agg})
@@ -196,7 +199,7 @@ def register(subparsers) -> None:
     bench.add_argument("--base-steps", type=int, default=None,
                        help="Base LPM Euler steps (default: its config's stream.base_steps)")
     bench.add_argument("--ground-truth", action="store_true", help="add the renderer ceiling")
-    bench.add_argument("--suite", default="quick", help="quick | full")
+    bench.add_argument("--suite", default="quick", help="quick | full | dev (model selection, not reported)")
     bench.add_argument("--long-stream-s", type=float, default=None,
                        help="length of the long stream (stability); with a suite that has "
                             "none (quick), one is run for the Online LPM alone")

@@ -81,6 +81,7 @@ class BaseOptions:
 @dataclass(frozen=True)
 class OnlineOptions:
     base_checkpoint: str = ""       # a `train base` run dir or checkpoint dir (the teacher)
+    init_checkpoint: str = ""       # continue: the student starts from this Online LPM instead
     clip_chunks: int = 4
     max_refs: int = 4
     ode_steps: int = 1000           # phase (a): ODE-pair regression steps, then phase (b)
@@ -190,7 +191,8 @@ def smoke(cfg: TrainConfig) -> TrainConfig:
         base=dataclasses.replace(cfg.base, clip_chunks=2, max_refs=2, max_position=64,
                                  eval_steps=2, vae_checkpoint="", init_checkpoint=""),
         online=dataclasses.replace(cfg.online, clip_chunks=3, max_refs=2, ode_steps=3,
-                                   teacher_steps=3, base_checkpoint=""))
+                                   teacher_steps=3, base_checkpoint="",
+                                   init_checkpoint=""))
 
 
 # ---------------------------------------------------------------------------------- YAML edge

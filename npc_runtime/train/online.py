@@ -131,6 +131,7 @@ class OnlineStage(Stage):
         freeze(self.teacher).to(run.device)
         self.student = LPM(mc, causal=True)
         self.student.load_state_dict(self.teacher.state_dict())
+        self.init_info = self._continue_from(o.init_checkpoint) if o.init_checkpoint else {}
         freeze(self.student.vae)
         self.student.to(run.device)
         self.grid = flow_timesteps(mc.stream.online_steps, mc.stream.timestep_shift)
@@ -152,6 +153,20 @@ class OnlineStage(Stage):
             self.optimizers["critic"] = opt
         self._eval = eval_clips(run, o.clip_chunks, o.max_refs).to(run.device) \
             if run.dist.main else None
+
+    def _continue_from(self, checkpoint: str) -> dict:
+        """Continue an earlier distillation: the student starts from that Online LPM's weights
+        (the critic, if any, still starts from the teacher, as a fresh fake score would)."""
+        donor, info = load_lpm(checkpoint, causal=True)
+        if donor.cfg != self.student.cfg:
+            raise ValueError(f"init_checkpoint {checkpoint}: its model config differs from the "
+                             f"online run's ({donor.cfg.name} vs {self.student.cfg.name})")
+        if info.get("stage") != "online":
+            raise ValueError(f"init_checkpoint {checkpoint}: not an Online LPM (stage "
+                             f"{info.get('stage')!r}); a Base LPM goes in base_checkpoint")
+        self.student.load_state_dict(donor.state_dict())
+        log.info("student initialised from %s (%s)", checkpoint, info.get("dit", "?"))
+        return info
 
     # ------------------------------------------------------------------ teacher
     def teacher_velocity(self, clip: Clip):
@@ -290,7 +305,9 @@ class OnlineStage(Stage):
                 "dit": f"Online LPM distilled from {o.base_checkpoint or 'a random teacher'}"
                        + (f" sampled with CFG {o.guidance:g}" if o.guidance != 1.0 else "")
                        + f": {min(o.ode_steps, self.step)} ODE-pair steps + "
-                       f"{max(0, self.step - o.ode_steps)} Self-Forcing ({o.objective}) steps",
+                       f"{max(0, self.step - o.ode_steps)} Self-Forcing ({o.objective}) steps"
+                       + (f", continuing {o.init_checkpoint} ({self.init_info.get('dit', '?')})"
+                          if o.init_checkpoint else ""),
                 "teacher_guidance": o.guidance,
                 "sampling_steps": run.model_cfg.stream.online_steps,
                 "student_teacher_mse": last.get("eval_student_teacher_mse"),

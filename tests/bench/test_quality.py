@@ -52,6 +52,19 @@ def test_suite_is_fixed_and_uses_evaluation_identities():
     assert len({c.identity.seed for c in a}) == len(a)
 
 
+def test_dev_suite_shares_no_case_with_the_reported_suites():
+    def indices(name):
+        spec = SUITES[name]
+        return set(range(spec.first_case, spec.first_case + spec.cases))
+    dev = indices("dev")
+    assert dev and not dev & (indices("quick") | indices("full") | {500})   # 500: long stream
+    cases = build_suite("dev")
+    assert [c.name for c in cases] == [f"world-{i:03d}" for i in sorted(dev)]
+    quick = {c.identity.seed for c in build_suite("quick")}
+    assert all(c.identity.seed in EVAL_IDENTITY_SEEDS and c.identity.seed not in quick
+               for c in cases)
+
+
 def test_long_stream_length_is_a_case_parameter():
     case = world_case(500, 75.0)
     assert case.num_frames == 75 * 25 and len(case.speak_audio) == 75 * 25 * 640

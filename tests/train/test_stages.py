@@ -57,6 +57,35 @@ def test_online_stage_streams_and_reports_both_phases(chain):
     assert frames.shape == (5, cfg.frame_size, cfg.frame_size, 3)
 
 
+def test_online_stage_continues_an_earlier_student_and_refuses_a_base_as_one(chain, tmp_path):
+    import dataclasses
+
+    from safetensors.torch import load_file
+
+    from npc_runtime.train import stage_class
+    from npc_runtime.train.loop import train
+
+    from .conftest import smoke_config
+    _, base = chain["base"]
+    _, online = chain["online"]
+    # lr 0: one step changes nothing, so the export is exactly the student it started from.
+    cfg = smoke_config("online", steps=1, lr=0.0)
+    opts = dataclasses.replace(cfg.online, ode_steps=2, objective="sds",  # no critic lr
+                               base_checkpoint=str(base), init_checkpoint=str(online))
+    train(cfg.replace(online=opts), tmp_path / "go", stage_class("online"), progress=False)
+    donor = load_file(str(online / "export/model.safetensors"))
+    teacher = load_file(str(base / "export/model.safetensors"))
+    own = load_file(str(tmp_path / "go/export/model.safetensors"))
+    assert own.keys() == donor.keys()
+    assert all(torch.equal(own[k], donor[k]) for k in donor)        # the earlier student
+    assert any(not torch.equal(donor[k], teacher[k]) for k in donor if k.startswith("dit."))
+    _, _, info = read_meta(tmp_path / "go/export")
+    assert f"continuing {online}" in info["dit"]
+    with pytest.raises(ValueError, match="not an Online LPM"):
+        train(cfg.replace(online=dataclasses.replace(opts, init_checkpoint=str(base))),
+              tmp_path / "no", stage_class("online"), progress=False)
+
+
 def test_cli_smoke_and_export(tmp_path):
     from npc_runtime.cli import main
 
@@ -136,4 +165,10 @@ def test_ship_records_bench_scores_and_refuses_a_report_without_the_online_lpm(c
     with pytest.raises(SystemExit, match="no online_lpm"):
         main(["train", "ship", str(online / "export"), "--dest", str(tmp_path / "never"),
               "--bench", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "never").exists()
+    dev = dict(json.loads((tmp_path / "report.json").read_text()), suite="dev")
+    (tmp_path / "dev.json").write_text(json.dumps(dev))
+    with pytest.raises(SystemExit, match="dev-suite report"):
+        main(["train", "ship", str(online / "export"), "--dest", str(tmp_path / "never"),
+              "--bench", str(tmp_path / "dev.json")])
     assert not (tmp_path / "never").exists()
