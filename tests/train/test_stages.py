@@ -172,3 +172,31 @@ def test_ship_records_bench_scores_and_refuses_a_report_without_the_online_lpm(c
         main(["train", "ship", str(online / "export"), "--dest", str(tmp_path / "never"),
               "--bench", str(tmp_path / "dev.json")])
     assert not (tmp_path / "never").exists()
+
+
+def test_bench_runs_a_suites_long_stream_through_the_online_lpm_alone(chain, tmp_path,
+                                                                      monkeypatch):
+    import npc_runtime.bench.cases as cases
+    import npc_runtime.bench.report as report
+    from npc_runtime.cli import main
+
+    suite = [cases.world_case(3, 1.0, size=32), cases.world_case(500, 1.6, size=32,
+                                                                   name="long-00-1s")]
+    monkeypatch.setattr(cases, "build_suite", lambda *a, **k: list(suite))
+    calls = []
+
+    def fake_run_quality(performers, run_cases, out, probe, suite, checks=None):
+        calls.append(([p.name for p in performers], [c.name for c in run_cases], suite))
+        return {"performers": {}, "checks": []}
+    monkeypatch.setattr(report, "run_quality", fake_run_quality)
+    _, online = chain["online"]
+    _, base = chain["base"]
+    assert main(["train", "bench", "--online", str(online / "export"), "--base",
+                 str(base / "export"), "--base-steps", "2", "--suite", "full",
+                 "--out", str(tmp_path)]) == 0
+    assert calls == [(["online_lpm"], ["long-00-1s"], "full-long"),
+                     (["online_lpm", "base_lpm"], ["world-003"], "full")]
+    calls.clear()   # without an Online LPM there is no split: the Base runs every case
+    assert main(["train", "bench", "--base", str(base / "export"), "--suite", "full",
+                 "--out", str(tmp_path)]) == 0
+    assert calls == [(["base_lpm"], ["world-003", "long-00-1s"], "full")]
