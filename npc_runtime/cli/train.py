@@ -58,7 +58,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     """LPM-Bench-mini on an Online LPM export (streaming path), optionally beside its teacher."""
-    from npc_runtime.bench.cases import SUITES, build_suite, world_case
+    from npc_runtime.bench.cases import build_suite, world_case
     from npc_runtime.bench.performers import GroundTruthPerformer
     from npc_runtime.bench.probes import Probe
     from npc_runtime.bench.report import run_quality
@@ -85,13 +85,12 @@ def _bench(args: argparse.Namespace) -> int:
         s = args.long_stream_s          # the full suite's long stream, for a suite without one
         longs = [world_case(500, s, name=f"long-00-{int(s)}s")]
     if args.online and longs:
-        # Stability is the Online LPM's must-show: its long stream(s) run through it alone, in
-        # their own report, so the slow Base LPM (hours on 10 minutes) is not run on them.
+        # Stability is the Online LPM's must-show: its long stream(s) (always the full suite's)
+        # run through it alone, in their own report, so the slow Base LPM (hours on 10
+        # minutes) is not run on them.
         cases = [c for c in cases if not c.name.startswith("long-")]
         long_report = run_quality([OnlineLPMPerformer(args.online)], longs,
-                                  Path(args.out) / "long_stream", probe,
-                                  suite=f"{args.suite}-long" if SUITES[args.suite].long_streams
-                                  else "full-long")
+                                  Path(args.out) / "long_stream", probe, suite="full-long")
     report = run_quality(performers, cases, args.out, probe, suite=args.suite,
                          checks=(lambda r: must_show(r, long_report)) if args.online else None)
     for check in report.get("checks", []):

@@ -130,8 +130,11 @@ class OnlineStage(Stage):
             self.teacher, self.base_info = LPM(mc, causal=False), {}
         freeze(self.teacher).to(run.device)
         self.student = LPM(mc, causal=True)
-        self.student.load_state_dict(self.teacher.state_dict())
-        self.init_info = self._continue_from(o.init_checkpoint) if o.init_checkpoint else {}
+        self.init_info = {}
+        if o.init_checkpoint:
+            self.init_info = self._continue_from(o.init_checkpoint)
+        else:
+            self.student.load_state_dict(self.teacher.state_dict())       # CausVid's init
         freeze(self.student.vae)
         self.student.to(run.device)
         self.grid = flow_timesteps(mc.stream.online_steps, mc.stream.timestep_shift)
