@@ -90,7 +90,11 @@ class OnlineOptions:
     objective: str = "dmd"          # phase (b): 'dmd' (fake-score critic) or 'sds' (no critic)
     critic_lr: float = 1e-4
     critic_steps: int = 1           # critic updates per generator update (DMD2 uses 5)
+    ode_weight_a: float = 1.0       # ODE regression in phase (a); 0 = no teacher sampling
     ode_weight_b: float = 0.25      # ODE regression kept as a regulariser in phase (b)
+    # Flow matching on the real clip at the student's grid times, teacher-forced on the real
+    # clean context, in every phase (0 = off): what the truth adds beyond the teacher.
+    data_weight: float = 0.0
     dmd_t_min: float = 0.02
     motion_weight: float = 0.0      # motion-weighted ODE regression (train/auxiliary.py)
     dmd_t_max: float = 0.98
@@ -145,6 +149,13 @@ class TrainConfig:
         if min(self.base.motion_weight, self.base.aux_weight, self.online.motion_weight) < 0:
             raise ValueError("base.motion_weight, base.aux_weight and online.motion_weight "
                              "must be >= 0")
+        o = self.online
+        if min(o.ode_weight_a, o.ode_weight_b, o.data_weight) < 0:
+            raise ValueError("online.ode_weight_a, ode_weight_b and data_weight must be >= 0")
+        if self.stage == "online" and o.ode_steps > 0 and o.ode_weight_a == 0 \
+                and o.data_weight == 0:
+            raise ValueError("online: phase (a) has no loss (ode_weight_a and data_weight "
+                             "are both 0)")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

@@ -80,6 +80,17 @@ class Clip:
                     self.session_seeds, self.start_frames,
                     None if self.perf is None else self.perf.to(device))
 
+    def cat(self, other: "Clip") -> "Clip":
+        """One batch of both (a clip twice: once against the teacher, once against the truth)."""
+        t = lambda a, b: torch.cat([a, b])  # noqa: E731
+        return Clip(t(self.frames, other.frames), t(self.references, other.references),
+                    t(self.speak, other.speak), t(self.listen, other.listen),
+                    t(self.emotion, other.emotion), t(self.positions, other.positions),
+                    self.session_seeds + other.session_seeds,
+                    self.start_frames + other.start_frames,
+                    None if self.perf is None or other.perf is None
+                    else t(self.perf, other.perf))
+
 
 class SessionSource:
     """Sessions by integer index, from the world (on the fly) or from shards, memoised."""

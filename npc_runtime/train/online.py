@@ -25,6 +25,14 @@ exact sampler of `PerformanceModel`. Two phases (step < `ode_steps`, then the re
     teacher's denoising, cheaper, more mode-seeking. Departures: bidirectional teacher/critic
     score the whole clip at one t (Self-Forcing uses per-frame t on a causal Wan teacher);
     critic/generator ratio defaults to 1 (DMD2: 5) to fit the CPU budget.
+
+The truth term (`data_weight`, any phase; `ode_weight_a: 0` drops the teacher from phase (a)):
+flow matching on the real clip in the same teacher-forcing layout, [clean truth | truth noised
+to a grid time s_i], target eps - x0. The teacher caps what ODE pairs can teach (a student
+regressing its trajectories inherits its lip sync); the world's renders are the truth, so the
+student can also learn from them directly, as DMD2 adds a real-data GAN term to beat its
+teacher. A regression, not a GAN: at t = 1 it pulls toward the posterior mean given the
+conditioning (the mouth that the audio implies), which is what lip sync scores.
 """
 
 from __future__ import annotations
@@ -208,23 +216,36 @@ class OnlineStage(Stage):
         shape = (clip.frames.shape[0], clip.frames.shape[1], run.model_cfg.vae.latent_channels,
                  run.model_cfg.latent_size, run.model_cfg.latent_size)
         phase_a = step < o.ode_steps
-        want_ode = phase_a or o.ode_weight_b > 0
-        tf = None
-        if want_ode:
+        ode_weight = o.ode_weight_a if phase_a else o.ode_weight_b
+        parts = []  # (name, weight, clean context, noisy, t, target velocity)
+        if ode_weight > 0:
             x0_t, states = self.ode_pairs(clip, run.randn(shape, step, salt=1))
-            noisy, t_noisy, target = self.tf_batch(states, run.generator(step, 2))
-            tf = (x0_t, noisy, t_noisy)
-        out = self.net(clip, tf=tf, rollout_noise=None if phase_a else
-                       run.randn(shape, step, salt=3))
+            parts.append(("ode", ode_weight, x0_t, *self.tf_batch(states, run.generator(step, 2))))
+        if o.data_weight > 0:
+            parts.append(("data", o.data_weight, *self.data_batch(clip, shape, step)))
+        tf, net_clip = None, clip
+        if parts:
+            # Teacher pairs and truth go through one student forward (what DDP expects): the
+            # clip's conditioning repeated once per part, the parts along the batch.
+            tf = tuple(torch.cat([p[k] for p in parts]) for k in (2, 3, 4))
+            for _ in parts[1:]:
+                net_clip = net_clip.cat(clip)
+        noise = None if phase_a else run.randn(shape, step, salt=3)
+        if noise is not None and len(parts) > 1:  # the rollout runs on the repeated batch too
+            noise = noise.repeat(len(parts), *([1] * (noise.dim() - 1)))
+        out = self.net(net_clip, tf=tf, rollout_noise=noise)
+        if noise is not None:
+            out["x_hat"] = out["x_hat"][:shape[0]]
         logs: dict[str, float] = {"phase": 0.0 if phase_a else 1.0}
         loss = torch.zeros((), device=run.device)
-        if want_ode:
-            err = (out["v_tf"] - target).square()
-            # Motion weights from the teacher's clean sample: the mouth and eyes count more.
-            ode = (err * motion_weights(x0_t, o.motion_weight)).mean() \
+        b = shape[0]
+        for j, (name, weight, clean, _, _, target) in enumerate(parts):
+            err = (out["v_tf"][j * b:(j + 1) * b] - target).square()
+            # Motion weights from the clean clip: the mouth and eyes count more.
+            part = (err * motion_weights(clean, o.motion_weight)).mean() \
                 if o.motion_weight > 0 else err.mean()
-            loss = loss + (1.0 if phase_a else o.ode_weight_b) * ode
-            logs["loss_ode"] = float(ode.detach())
+            loss = loss + weight * part
+            logs[f"loss_{name}"] = float(part.detach())
         if not phase_a:
             dmd, extra = self.distribution_matching(clip, out["x_hat"], step)
             loss = loss + dmd
@@ -233,6 +254,19 @@ class OnlineStage(Stage):
         if not phase_a and o.objective == "dmd":
             logs.update(self.critic_update(clip, out["x_hat"].detach(), step))
         return logs
+
+    @torch.no_grad()
+    def data_batch(self, clip: Clip, shape: tuple, step: int) -> tuple:
+        """The real clip as teacher-forcing input: clean truth latents as context and, per
+        chunk, the truth noised to a random student grid time s_i with its flow-matching
+        target eps - x0 (the secant of the straight path, as the ODE target is the teacher's)."""
+        x0 = encode_latents(self.student.vae, clip.frames)
+        c = self.run.model_cfg.stream.chunk_frames
+        idx = torch.randint(len(self.grid) - 1, (shape[0], shape[1] // c),
+                            generator=self.run.generator(step, 7)).repeat_interleave(c, 1)
+        t = torch.tensor(self.grid)[idx].to(x0.device)
+        noise = self.run.randn(shape, step, salt=6)
+        return x0, interpolate(x0, noise, t), t, noise - x0
 
     def distribution_matching(self, clip: Clip, x_hat: torch.Tensor, step: int
                               ) -> tuple[torch.Tensor, dict[str, float]]:
