@@ -148,8 +148,8 @@ class LPMDiT(nn.Module):
             # Window index of frame j's audio token: history + j; frame j hears j-r..j+r, and
             # a learned embedding tells it which of those is its own (the chunk window's
             # positional embedding cannot: the frame does not know its index in the chunk).
-            c = cfg.stream.chunk_frames
-            index = (cfg.audio.history_frames + torch.arange(c)[:, None]
+            chunk = cfg.stream.chunk_frames   # not `c`: that is the latent channel count
+            index = (cfg.audio.history_frames + torch.arange(chunk)[:, None]
                      + torch.arange(-radius, radius + 1)[None])
             self.register_buffer("frame_audio_index", index, persistent=False)   # (C, 2r+1)
             self.frame_audio_pos = nn.Parameter(torch.zeros(2 * radius + 1, cfg.audio.dim))

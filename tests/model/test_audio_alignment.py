@@ -76,3 +76,20 @@ def test_frame_radius_is_validated_and_old_configs_load_as_whole_window(tmp_path
     assert "frame_radius" not in old
     (tmp_path / "m.yaml").write_text(old)
     assert load_config(tmp_path / "m.yaml").audio.frame_radius == -1
+
+
+@pytest.mark.parametrize("latent_channels", [4, 8])
+def test_output_head_matches_latent_channels_whatever_the_chunk_length(latent_channels):
+    # A regression: frame-aligned audio once reused the name of the latent channel count for
+    # the chunk length, so only models with latent_channels == chunk_frames (tiny: 4 and 4)
+    # got a correctly sized head; `base` (8 latent channels) could not unpatchify.
+    cfg = micro_config()
+    cfg = cfg.replace(vae=dataclasses.replace(cfg.vae, latent_channels=latent_channels))
+    dit = LPMDiT(cfg)
+    p = cfg.dit.patch
+    assert dit.final_out.out_features == p * p * latent_channels
+    assert dit.patch_embed.in_features == p * p * latent_channels
+    z = torch.randn(1, cfg.stream.chunk_frames, latent_channels, cfg.latent_size,
+                    cfg.latent_size)
+    assert dit.unpatchify(dit.final_out(torch.zeros(1, z.shape[1], cfg.tokens_per_frame,
+                                                    cfg.dit.dim))).shape == z.shape
