@@ -166,6 +166,10 @@ def aggregate(observations: Sequence[Observation]) -> dict:
     out["listen_nod_contrast"] = out["listen_nod_gain_per_min"] / (
         out["nod_rate_listen_per_min"] + out["nod_rate_silence_per_min"] + 1.0)
     out["blink_rate_per_min"] = 60 * total("blinks") / max(total("duration_s"), 1e-9)
+    # Pooled over windows, not averaged over cases: a case may have few strong windows or none.
+    out["emotion_strong_windows"] = int(total("emotion_strong_windows"))
+    out["emotion_accuracy_strong"] = total("emotion_strong_correct") / max(
+        out["emotion_strong_windows"], 1)
     refs = np.stack([o.id_ref for o in observations])
     ident = M.identification([o.id_hat for o in observations], refs)
     out["identity_rank1"] = float(np.mean(ident))

@@ -75,3 +75,24 @@ def test_drift_detects_decay():
     mean = np.zeros((200, 3))
     d = M.drift(csim, mean, np.ones(200), np.ones(200), 25)
     assert abs(d["drift_identity"] - 0.4) < 1e-6 and d["drift_image"] == 0
+
+
+def test_strong_emotion_windows_are_the_tagged_emotions_at_half_intensity_or_more():
+    vocab = EXPRESSION_BASIS.shape[0]
+    emotion = np.zeros((300, vocab), np.float32)
+    emotion[:100, 0] = 1.0                       # neutral: labelled, not a base emotion
+    emotion[100:200, 1] = 0.4                    # happy at 0.4: labelled, not strong
+    emotion[200:, 2] = 0.7                       # sad at 0.7: strong
+    perf = np.zeros((300, len(P)), np.float32)
+    perf[:, EXPRESSION_INDEX] = (emotion @ EXPRESSION_BASIS)[:, EXPRESSION_INDEX]
+    good = M.emotion_scores(perf, emotion, 25)
+    assert good["emotion_windows"] == 12 and good["emotion_strong_windows"] == 4
+    assert good["emotion_strong_correct"] == 4
+    # A face that shows sad everywhere is right on the strong windows only.
+    sad = np.zeros_like(perf)
+    sad[:, EXPRESSION_INDEX] = EXPRESSION_BASIS[2, EXPRESSION_INDEX] * 0.7
+    s = M.emotion_scores(sad, emotion, 25)
+    assert s["emotion_strong_correct"] == 4 and s["emotion_accuracy"] == 4 / 12
+    # A still (neutral) face is right on the neutral windows only.
+    flat = M.emotion_scores(np.zeros_like(perf), emotion, 25)
+    assert flat["emotion_strong_correct"] == 0 and flat["emotion_accuracy"] == 4 / 12

@@ -3,7 +3,8 @@
 from npc_runtime.train.checks import must_show
 
 GOOD = {"lip_sync_corr": 0.9, "lip_sync_offset_frames": 0, "identity_csim": 0.95,
-        "emotion_accuracy": 0.85, "listen_nod_contrast": 0.5, "nod_rate_listen_per_min": 10.0,
+        "emotion_accuracy": 0.85, "emotion_accuracy_strong": 0.9, "emotion_strong_windows": 40,
+        "listen_nod_contrast": 0.5, "nod_rate_listen_per_min": 10.0,
         "nod_rate_silence_per_min": 2.0, "quiet_mouth_open": 0.02, "fps": 30.0}
 CEILING = dict(GOOD, identity_csim=1.0, quiet_mouth_open=0.0, fps=150.0)
 BASE = dict(GOOD, lip_sync_corr=0.92, identity_csim=0.96, fps=2.8)
@@ -29,7 +30,7 @@ def test_each_shortfall_fails_its_own_check():
     cases = {"lip sync corr": dict(lip_sync_corr=0.7),
              "offset": dict(lip_sync_offset_frames=2),
              "identity within 10% of the ceiling": dict(identity_csim=0.85),
-             "emotion": dict(emotion_accuracy=0.6),
+             "emotion": dict(emotion_accuracy_strong=0.7),
              "nods": dict(listen_nod_contrast=0.05),
              "mouth still": dict(quiet_mouth_open=0.2),
              ">= 10x faster": dict(fps=25.0),
@@ -47,3 +48,15 @@ def test_drift_and_missing_inputs_fail_rather_than_pass():
     assert not missing["stability over a long stream"]
     assert not missing["distillation vs the Base LPM"]
     assert must_show({"performers": {}})[0][1] is False
+
+
+def test_emotion_is_judged_on_strong_base_emotions_and_an_old_report_fails():
+    # The all-window accuracy (neutral included) is reported beside it, not what is checked.
+    ok = must_show(report(dict(GOOD, emotion_accuracy=0.5)))
+    assert all(passed for _, passed, _ in ok)
+    assert any("50.0%" in measured for c, _, measured in ok if c.startswith("emotion"))
+    old = {k: v for k, v in GOOD.items() if k not in ("emotion_accuracy_strong",
+                                                      "emotion_strong_windows")}
+    failed = [(c, m) for c, passed, m in must_show(report(old)) if not passed]
+    assert len(failed) == 1 and failed[0][0].startswith("emotion") and \
+        "no emotion_accuracy_strong" in failed[0][1]
