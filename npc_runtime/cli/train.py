@@ -101,7 +101,8 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCH_KEYS = ("lip_sync_corr", "lip_sync_offset_frames", "identity_csim", "emotion_accuracy",
+BENCH_KEYS = ("lip_sync_corr", "lip_sync_offset_frames", "identity_csim", "emotion_accuracy_strong",
+              "emotion_accuracy",
               "listen_nod_contrast", "quiet_mouth_open", "flicker", "fps")
 
 
