@@ -101,9 +101,9 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-BENCH_KEYS = ("lip_sync_corr", "lip_sync_offset_frames", "identity_csim", "emotion_accuracy_strong",
-              "emotion_accuracy",
-              "listen_nod_contrast", "quiet_mouth_open", "flicker", "fps")
+BENCH_KEYS = ("lip_sync_corr", "lip_sync_offset_frames", "identity_csim",
+              "emotion_accuracy_strong", "emotion_accuracy", "listen_nod_contrast",
+              "quiet_mouth_open", "flicker", "fps")
 
 
 def bench_info(report: dict, source: str) -> dict:
