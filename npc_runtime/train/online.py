@@ -207,14 +207,18 @@ class OnlineStage(Stage):
         secant = (pick(idx) - pick(idx + 1)) / (t - t_next)[..., None, None, None]
         return pick(idx), t, secant
 
+    def latent_shape(self, clip: Clip) -> tuple:
+        """(B, F, c, h, w) of the clip's latents."""
+        mc = self.run.model_cfg
+        return (*clip.frames.shape[:2], mc.vae.latent_channels, mc.latent_size, mc.latent_size)
+
     # ------------------------------------------------------------------ steps
     def train_step(self, step: int) -> dict[str, float]:
         run, o = self.run, self.run.cfg.online
         self.student.train()
         clip = run.sampler.clips(step, run.dist.rank, run.cfg.batch_size, o.clip_chunks,
                                  o.max_refs).to(run.device)
-        shape = (clip.frames.shape[0], clip.frames.shape[1], run.model_cfg.vae.latent_channels,
-                 run.model_cfg.latent_size, run.model_cfg.latent_size)
+        shape = self.latent_shape(clip)
         phase_a = step < o.ode_steps
         ode_weight = o.ode_weight_a if phase_a else o.ode_weight_b
         parts = []  # (name, weight, clean context, noisy, t, target velocity)
@@ -314,8 +318,7 @@ class OnlineStage(Stage):
         same noise on held-out clips; the frames go to samples/."""
         self.student.eval()
         clip = self._eval
-        shape = (*clip.frames.shape[:2], self.run.model_cfg.vae.latent_channels,
-                 self.run.model_cfg.latent_size, self.run.model_cfg.latent_size)
+        shape = self.latent_shape(clip)
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(5)).to(self.run.device)
         x_teacher, states = self.ode_pairs(clip, noise)
         student = Student(self.student, self.grid)

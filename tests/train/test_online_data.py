@@ -26,15 +26,10 @@ def _stage(tmp_path, **online) -> OnlineStage:
     return OnlineStage(_make_run(cfg, tmp_path, Dist.from_env("cpu")))
 
 
-def _shape(stage: OnlineStage, clip) -> tuple:
-    mc = stage.run.model_cfg
-    return (*clip.frames.shape[:2], mc.vae.latent_channels, mc.latent_size, mc.latent_size)
-
-
 def test_data_batch_is_the_truth_noised_to_student_grid_times(tmp_path):
     stage = _stage(tmp_path, data_weight=1.0)
     clip = stage.run.sampler.clips(0, 0, 2, stage.run.cfg.online.clip_chunks, 2)
-    shape = _shape(stage, clip)
+    shape = stage.latent_shape(clip)
     x0, noisy, t, target = stage.data_batch(clip, shape, step=0)
     with torch.no_grad():
         assert torch.equal(x0, encode_latents(stage.student.vae, clip.frames))
@@ -54,7 +49,7 @@ def test_data_batch_is_the_truth_noised_to_student_grid_times(tmp_path):
 def test_one_forward_of_both_parts_equals_each_part_alone(tmp_path):
     stage = _stage(tmp_path, data_weight=1.0)
     clip = stage.run.sampler.clips(0, 0, 2, stage.run.cfg.online.clip_chunks, 2)
-    shape = _shape(stage, clip)
+    shape = stage.latent_shape(clip)
     student = Student(stage.student, stage.grid).eval()
     for p in stage.student.parameters():      # leave the zero-initialised (adaLN-zero) start
         p.add_(0.05 * torch.randn_like(p))
