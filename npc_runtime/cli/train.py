@@ -3,6 +3,7 @@
     npc-runtime train vae    --config configs/train/vae_tiny.yaml    --out runs/vae_tiny
     npc-runtime train base   --config configs/train/base_tiny.yaml   --out runs/base_tiny
     npc-runtime train online --config configs/train/online_tiny.yaml --out runs/online_tiny
+    npc-runtime train reader --vae runs/base_f4e/export --out runs/reader_tiny   # latent reader
     npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
     npc-runtime train ship runs/vae_tiny/export          # -> npc_runtime/weights/tiny
 
@@ -53,6 +54,30 @@ def _export(args: argparse.Namespace) -> int:
     cfg = load_train_config(run / "train.yaml")
     info = export_latest(cfg, run, stage_class(cfg.stage), Path(args.dest or run / "export"))
     log.info("%s", json.dumps(info, default=str))
+    return 0
+
+
+def _reader(args: argparse.Namespace) -> int:
+    """The Online stage's latent reader, on the latents of a checkpoint's VAE."""
+    import dataclasses
+
+    import torch
+
+    from npc_runtime.train.flow import load_lpm
+    from npc_runtime.train.reader import ReaderTrainConfig, save_reader, train_reader
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lpm, info = load_lpm(args.vae, causal=False)
+    if info.get("vae") != "trained":
+        raise SystemExit(f"{args.vae}: its VAE is not trained (info: {info.get('vae')!r})")
+    cfg = ReaderTrainConfig()
+    changes = {k: v for k, v in (("train_frames", args.frames), ("epochs", args.epochs),
+                                 ("test_frames", args.test_frames)) if v is not None}
+    cfg = dataclasses.replace(cfg, **changes)
+    reader, report = train_reader(lpm.vae, lpm.cfg.frame_size, cfg, progress=not args.no_progress)
+    save_reader(reader, args.out, {**report, "vae_checkpoint": str(args.vae)})
+    log.info("reader -> %s: %s", args.out, json.dumps(report["r2_heldout"]))
     return 0
 
 
@@ -191,6 +216,15 @@ def register(subparsers) -> None:
         p.add_argument("--device", help="override device (auto, cpu, cuda)")
         p.add_argument("--no-progress", action="store_true", help="no tqdm bar")
         p.set_defaults(func=_train, stage=stage)
+    reader = sub.add_parser("reader", help="the Online stage's latent reader (minutes)")
+    reader.add_argument("--vae", required=True, help="a checkpoint whose (trained) VAE encodes")
+    reader.add_argument("--out", required=True, help="output directory")
+    reader.add_argument("--frames", type=int, help="training renders (default 16000)")
+    reader.add_argument("--test-frames", type=int, help="held-out renders (default 1000)")
+    reader.add_argument("--epochs", type=int, help="default 8")
+    reader.add_argument("--threads", type=int, help="torch CPU threads")
+    reader.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    reader.set_defaults(func=_reader)
     export = sub.add_parser("export", help="export a run's latest checkpoint (mid-run)")
     export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
     export.add_argument("--dest", help="default: RUN/export")

@@ -63,3 +63,55 @@ def motion_weights(x0: torch.Tensor, strength: float, cap: float = 8.0) -> torch
     rel = dev / dev.mean((1, 2, 3, 4), keepdim=True).clamp_min(1e-6)
     w = 1.0 + strength * rel.clamp(max=cap)
     return w / w.mean((1, 2, 3, 4), keepdim=True)
+
+
+# What the Online stage's latent reader reads: the parameters that the conditioning *determines*
+# (the mouth from the SPEAK audio, the expression from the tagged emotion). Blinks and head
+# pitch (nods) are stochastic events: a regression onto their truth would average them away, as
+# the truth term did (docs/training.md, "Session 10").
+READ_PARAMS: tuple[str, ...] = (
+    "jaw_open", "lip_width", "lip_round", "eye_wide", "brow_raise", "brow_furrow", "smile",
+    "sneer")
+READ_INDEX = [P[name] for name in READ_PARAMS]
+
+
+class LatentReader(nn.Module):
+    """Scaled VAE latents (N, c, h, w) -> performance parameters (N, len(READ_PARAMS)), in the
+    parameters' own units (targets are z-scored with `mean`/`std`, stored beside the weights).
+
+    The Online stage's expert (Wav2Lip's SyncNet, EMO's expression losses, in latent space): a
+    small CNN trained on the latents of training-identity renders (train/reader.py), then frozen
+    inside the student's loss, where it reads the mouth and expression of the student's denoised
+    estimates. It is not the bench's evaluator (a pixel CNN on decoded frames, bench/probes.py),
+    and it never sees an evaluation identity."""
+
+    def __init__(self, channels: int, width: int = 48) -> None:
+        super().__init__()
+        self.channels, self.width = channels, width
+        layers, cin = [], channels
+        for c in (width, 2 * width, 2 * width):   # each stage halves the resolution
+            layers += [nn.Conv2d(cin, c, 3, stride=2, padding=1), nn.GELU(),
+                       nn.Conv2d(c, c, 3, padding=1), nn.GELU()]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Linear(2 * cin, 2 * width), nn.GELU(),
+                                  nn.Linear(2 * width, len(READ_PARAMS)))
+        self.register_buffer("mean", torch.zeros(len(READ_PARAMS)))
+        self.register_buffer("std", torch.ones(len(READ_PARAMS)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.features(z)
+        # Mean and max over positions: the mouth is a few latent positions.
+        return self.head(torch.cat([h.mean((2, 3)), h.amax((2, 3))], 1)) * self.std + self.mean
+
+    def error(self, z: torch.Tensor, target: torch.Tensor,
+              weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean squared z-scored error against (N, len(READ_PARAMS)) targets: every parameter
+        counts alike whatever its range, or by `weights` (len(READ_PARAMS),)."""
+        err = ((self(z) - target) / self.std) ** 2
+        return (err * weights).mean() if weights is not None else err.mean()
+
+
+def read_targets(perf: torch.Tensor) -> torch.Tensor:
+    """(..., NUM_PERF) ground-truth performance -> (..., len(READ_PARAMS))."""
+    return perf[..., READ_INDEX]

@@ -95,6 +95,12 @@ class OnlineOptions:
     # Flow matching on the real clip at the student's grid times, teacher-forced on the real
     # clean context, in every phase (0 = off): what the truth adds beyond the teacher.
     data_weight: float = 0.0
+    # The latent reader (`npc-runtime train reader`, frozen): from step `perf_start` the
+    # student's denoised estimates must read as the clip's ground-truth mouth and expression,
+    # at weight `perf_weight` (0 = off).
+    reader_checkpoint: str = ""
+    perf_weight: float = 0.0
+    perf_start: int = 0
     dmd_t_min: float = 0.02
     motion_weight: float = 0.0      # motion-weighted ODE regression (train/auxiliary.py)
     dmd_t_max: float = 0.98
@@ -150,8 +156,14 @@ class TrainConfig:
             raise ValueError("base.motion_weight, base.aux_weight and online.motion_weight "
                              "must be >= 0")
         o = self.online
-        if min(o.ode_weight_a, o.ode_weight_b, o.data_weight) < 0:
-            raise ValueError("online.ode_weight_a, ode_weight_b and data_weight must be >= 0")
+        if min(o.ode_weight_a, o.ode_weight_b, o.data_weight, o.perf_weight) < 0:
+            raise ValueError("online.ode_weight_a, ode_weight_b, data_weight and perf_weight "
+                             "must be >= 0")
+        if o.perf_start < 0:
+            raise ValueError("online.perf_start must be >= 0")
+        if (o.perf_weight > 0) != bool(o.reader_checkpoint):
+            raise ValueError("online.perf_weight > 0 and online.reader_checkpoint go together "
+                             "(the reader term needs a reader; a reader needs a weight)")
         if self.stage == "online" and o.ode_steps > 0 and o.ode_weight_a == 0 \
                 and o.data_weight == 0:
             raise ValueError("online: phase (a) has no loss (ode_weight_a and data_weight "
@@ -203,7 +215,8 @@ def smoke(cfg: TrainConfig) -> TrainConfig:
                                  eval_steps=2, vae_checkpoint="", init_checkpoint=""),
         online=dataclasses.replace(cfg.online, clip_chunks=3, max_refs=2, ode_steps=3,
                                    teacher_steps=3, base_checkpoint="",
-                                   init_checkpoint=""))
+                                   init_checkpoint="", reader_checkpoint="",
+                                   perf_weight=0.0))
 
 
 # ---------------------------------------------------------------------------------- YAML edge

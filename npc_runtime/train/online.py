@@ -33,6 +33,14 @@ regressing its trajectories inherits its lip sync); the world's renders are the 
 student can also learn from them directly, as DMD2 adds a real-data GAN term to beat its
 teacher. A regression, not a GAN: at t = 1 it pulls toward the posterior mean given the
 conditioning (the mouth that the audio implies), which is what lip sync scores.
+
+The reader term (`perf_weight`, any phase from `perf_start`): a frozen latent-space expert
+(`LatentReader`, trained by `npc-runtime train reader` on training-identity renders) reads the
+student's denoised estimates x̂0 = x_t - t v of every teacher-forced chunk, and the student is
+trained so that they read as the clip's own ground-truth mouth and expression parameters
+(Wav2Lip's frozen sync expert, EMO's expression loss). Unlike the truth term it constrains a few
+scalars that the conditioning determines (jaw, lips, brows, smile), not the whole latent, so it
+does not pull the rest of the face toward a posterior mean; blinks and nods are not read.
 """
 
 from __future__ import annotations
@@ -49,13 +57,14 @@ from torch import nn
 from npc_runtime.checkpoint import save_checkpoint
 from npc_runtime.model.lpm import LPM
 from npc_runtime.sampler import flow_timesteps
-from npc_runtime.train.auxiliary import motion_weights
+from npc_runtime.train.auxiliary import READ_PARAMS, motion_weights, read_targets
 from npc_runtime.train.base import eval_clips
 from npc_runtime.train.data import Clip, to_uint8
 from npc_runtime.train.flow import (Conditioning, ConditionedVelocity, cat_context,
                                     encode_latents, freeze, guided, interpolate, load_lpm,
                                     sample_clip, sample_t, slice_context)
 from npc_runtime.train.loop import Run, Stage
+from npc_runtime.train.reader import load_reader
 from npc_runtime.train.visuals import save_grid
 
 log = logging.getLogger(__name__)
@@ -162,6 +171,21 @@ class OnlineStage(Stage):
             for g in opt.param_groups:
                 g["lr_scale"] = o.critic_lr / run.cfg.lr
             self.optimizers["critic"] = opt
+        self.reader = None
+        if o.reader_checkpoint:
+            self.reader, meta = load_reader(o.reader_checkpoint)
+            if self.reader.channels != mc.vae.latent_channels:
+                raise ValueError(f"{o.reader_checkpoint}: reads {self.reader.channels}-channel "
+                                 f"latents, the model has {mc.vae.latent_channels}")
+            freeze(self.reader).to(run.device)
+            # Trust each parameter as far as the reader reads it on held-out identities: a
+            # parameter it cannot read (R² ~ 0) would only add noise to the student's gradient.
+            r2 = torch.tensor([max(0.0, float(meta["r2_heldout"][n])) for n in READ_PARAMS])
+            if float(r2.sum()) <= 0:
+                raise ValueError(f"{o.reader_checkpoint}: reads nothing (held-out R² <= 0)")
+            self.read_weights = (r2 / r2.mean()).to(run.device)
+            log.info("latent reader %s (held-out R² %s)", o.reader_checkpoint,
+                     meta.get("r2_heldout"))
         self._eval = eval_clips(run, o.clip_chunks, o.max_refs).to(run.device) \
             if run.dist.main else None
 
@@ -254,10 +278,23 @@ class OnlineStage(Stage):
             dmd, extra = self.distribution_matching(clip, out["x_hat"], step)
             loss = loss + dmd
             logs.update(extra)
+        if self.reader is not None and parts and step >= o.perf_start:
+            # Every teacher-forced chunk's denoised estimate, in every part.
+            x0_hat = tf[1] - tf[2][..., None, None, None] * out["v_tf"]
+            perf = self.read_loss(x0_hat, net_clip)
+            loss = loss + o.perf_weight * perf
+            logs["loss_read"] = float(perf.detach())
         logs["grad_norm"] = self.apply("student", loss, self.student.parameters())
         if not phase_a and o.objective == "dmd":
             logs.update(self.critic_update(clip, out["x_hat"].detach(), step))
         return logs
+
+    def read_loss(self, x0: torch.Tensor, clip: Clip) -> torch.Tensor:
+        """Z-scored squared error of what the frozen reader reads in latents x0 (B, F, ...)
+        against the clip's ground-truth parameters, each weighted by the reader's held-out R²
+        (gradients reach x0 only)."""
+        return self.reader.error(x0.flatten(0, 1), read_targets(clip.perf).flatten(0, 1),
+                                 self.read_weights)
 
     @torch.no_grad()
     def data_batch(self, clip: Clip, shape: tuple, step: int) -> tuple:
@@ -329,7 +366,13 @@ class OnlineStage(Stage):
         rows = [to_uint8(clip.frames[0]), to_uint8(self.student.vae.decode(x_teacher[0])),
                 to_uint8(self.student.vae.decode(x_student[0]))]
         save_grid(rows, self.run.out / "samples" / f"online-{step:07d}.png")
-        return {"student_teacher_mse": float(F.mse_loss(x_student, x_teacher)),
+        read = {}
+        if self.reader is not None:
+            # Held out: how well the reader reads the truth, and what it reads in the samples.
+            read = {f"read_mse_{name}": float(self.read_loss(x, clip))
+                    for name, x in (("truth", truth), ("student", x_student),
+                                    ("teacher", x_teacher))}
+        return {**read, "student_teacher_mse": float(F.mse_loss(x_student, x_teacher)),
                 "student_data_mse": float(F.mse_loss(x_student, truth)),
                 "teacher_data_mse": float(F.mse_loss(x_teacher, truth)),
                 "ode_loss": float(F.mse_loss(v, target))}

@@ -44,3 +44,20 @@ def chain(tmp_path_factory):
     out["online"] = (train(online, root / "online", stage_class("online"), progress=False),
                      root / "online")
     return out
+
+
+@pytest.fixture(scope="session")
+def micro_reader(tmp_path_factory):
+    """A latent reader for the micro model's (untrained) VAE: 96 renders, two epochs. It reads
+    next to nothing (a random VAE's 4x4 latents); the plumbing tests that use it record a trust
+    of 1 for every parameter instead of its held-out R², so that the reader term is on."""
+    from npc_runtime.model.lpm import LPM
+    from npc_runtime.train.reader import ReaderTrainConfig, save_reader, train_reader
+
+    mc = smoke_config("online").model_config()
+    torch.manual_seed(0)
+    cfg = ReaderTrainConfig(train_frames=96, test_frames=12, epochs=2, batch=16, width=8)
+    reader, report = train_reader(LPM(mc).vae, mc.frame_size, cfg, progress=False)
+    out = tmp_path_factory.mktemp("reader")
+    save_reader(reader, out, {**report, "r2_heldout": {k: 1.0 for k in report["r2_heldout"]}})
+    return out

@@ -30,15 +30,20 @@ def _assert_same(a, b):
             assert a[k] == b[k], k
 
 
-@pytest.mark.parametrize("stage", ["base", "base-aux", "online"])
-def test_resume_is_bit_identical(tmp_path, stage):
+@pytest.mark.parametrize("stage", ["base", "base-aux", "online", "online-reader"])
+def test_resume_is_bit_identical(tmp_path, stage, micro_reader):
     aux = stage == "base-aux"
-    stage = stage.removesuffix("-aux")
+    reader = stage == "online-reader"
+    stage = stage.removesuffix("-aux").removesuffix("-reader")
     cfg = smoke_config(stage, steps=4, eval_every=100, ckpt_every_steps=100)
     if aux:                     # the performance head and its optimiser state resume too
         cfg = cfg.replace(base=dataclasses.replace(cfg.base, aux_weight=1.0, motion_weight=2.0))
     if stage == "online":       # the resume point sits on the phase boundary (a) -> (b)
         cfg = cfg.replace(online=dataclasses.replace(cfg.online, ode_steps=2))
+    if reader:                  # the resume point is where the reader joins the loss
+        cfg = cfg.replace(online=dataclasses.replace(
+            cfg.online, ode_steps=4, perf_weight=1.0, perf_start=2,
+            reader_checkpoint=str(micro_reader)))
     cls = stage_class(stage)
     train(cfg, tmp_path / "straight", cls, progress=False)
     train(cfg, tmp_path / "split", cls, progress=False, stop_at=2)
