@@ -71,19 +71,24 @@ def r2(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
 
 def fit_reader(z: torch.Tensor, y: torch.Tensor, cfg: ReaderTrainConfig,
                progress: bool = True) -> LatentReader:
-    """A reader fitted to latents z (N, c, h, w) and their parameters y (N, len(READ_PARAMS))."""
+    """A reader fitted to latents z (N, c, h, w) and their parameters y (N, len(READ_PARAMS));
+    batches of cfg.batch, or of all N when fewer."""
+    if len(z) < 2 or len(z) != len(y):
+        raise ValueError(f"fit_reader: need >= 2 latents with one target row each, got "
+                         f"{len(z)} and {len(y)}")
+    batch = min(cfg.batch, len(z))
     reader = LatentReader(z.shape[1], cfg.width)
     reader.mean.copy_(y.mean(0))
     reader.std.copy_(y.std(0).clamp_min(1e-3))
     opt = torch.optim.AdamW(reader.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    steps = cfg.epochs * (len(z) // cfg.batch)
+    steps = cfg.epochs * (len(z) // batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     bar = tqdm(total=steps, desc="reader", unit="step", disable=not progress)
     for _ in range(cfg.epochs):
         order = torch.randperm(len(z), generator=gen)
-        for i in range(0, len(z) - cfg.batch + 1, cfg.batch):
-            idx = order[i:i + cfg.batch]
+        for i in range(0, len(z) - batch + 1, batch):
+            idx = order[i:i + batch]
             sigma = cfg.noise * torch.rand(len(idx), 1, 1, 1, generator=gen)
             x = z[idx] + sigma * torch.randn(z[idx].shape, generator=gen)
             loss = reader.error(x, y[idx])

@@ -137,3 +137,22 @@ def test_parameters_weigh_by_what_the_reader_reads():
 def test_reader_shape():
     out = LatentReader(4)(torch.randn(5, 4, 32, 32))
     assert out.shape == (5, len(READ_PARAMS))
+
+
+def test_the_command_trains_a_reader_on_a_checkpoints_vae(tmp_path, chain):
+    from npc_runtime.cli import main
+
+    vae_run = chain["vae"][1]
+    out = tmp_path / "reader"
+    assert main(["train", "reader", "--vae", str(vae_run / "export"), "--out", str(out),
+                 "--frames", "32", "--test-frames", "8", "--epochs", "1", "--no-progress"]) == 0
+    reader, meta = load_reader(out)
+    assert meta["vae_checkpoint"] == str(vae_run / "export")
+    assert meta["train_config"]["train_frames"] == 32 and set(meta["r2_heldout"]) == set(READ_PARAMS)
+    from npc_runtime.checkpoint import save_checkpoint
+
+    mc = smoke_config("online").model_config()
+    save_checkpoint(tmp_path / "random", LPM(mc), mc, trained=False, info={"vae": "untrained"})
+    with pytest.raises(SystemExit, match="not trained"):     # a random VAE's latents: refused
+        main(["train", "reader", "--vae", str(tmp_path / "random"), "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
