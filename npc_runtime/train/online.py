@@ -38,9 +38,10 @@ The reader term (`perf_weight`, any phase from `perf_start`): a frozen latent-sp
 (`LatentReader`, trained by `npc-runtime train reader` on training-identity renders) reads the
 student's denoised estimates x̂0 = x_t - t v of every teacher-forced chunk, and the student is
 trained so that they read as the clip's own ground-truth mouth and expression parameters
-(Wav2Lip's frozen sync expert, EMO's expression loss). Unlike the truth term it constrains a few
-scalars that the conditioning determines (jaw, lips, brows, smile), not the whole latent, so it
-does not pull the rest of the face toward a posterior mean; blinks and nods are not read.
+(Wav2Lip's frozen sync expert, EMO's expression loss). Unlike the truth term it constrains only a
+few scalars that the conditioning determines (jaw, lips, brows, smile), not the whole latent;
+blinks and nods are not read. Measured (docs/training.md, "Session 11"): lip sync +0.009, but
+emotion accuracy -7 points, as the student gives up the guided teacher's exaggeration.
 """
 
 from __future__ import annotations
