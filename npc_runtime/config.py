@@ -46,6 +46,11 @@ class AudioConfig:
     # its own (2r + 1 tokens); -1: every frame sees the chunk's whole window, which leaves a
     # frame no way to tell which audio is *its* audio (lip sync blurs over the chunk).
     frame_radius: int = -1
+    # The mouth track (`model/audio.py`, `MouthTrack`): a second small encoder over the same
+    # SPEAK window that reads the frame's mouth (jaw, lip width, lip rounding) from the audio and
+    # hands it to the DiT as per-frame conditioning, beside the emotion. Off in checkpoints that
+    # predate it; `npc-runtime train mouth` adds it to an Online LPM.
+    mouth_track: bool = False
 
 
 @dataclass(frozen=True)

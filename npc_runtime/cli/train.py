@@ -4,6 +4,7 @@
     npc-runtime train base   --config configs/train/base_tiny.yaml   --out runs/base_tiny
     npc-runtime train online --config configs/train/online_tiny.yaml --out runs/online_tiny
     npc-runtime train reader --vae runs/base_f4e/export --out runs/reader_tiny   # latent reader
+    npc-runtime train mouth --init runs/online_tiny/export --out runs/mouth_tiny  # + mouth track
     npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
     npc-runtime train ship runs/vae_tiny/export          # -> npc_runtime/weights/tiny
 
@@ -78,6 +79,24 @@ def _reader(args: argparse.Namespace) -> int:
     reader, report = train_reader(lpm.vae, lpm.cfg.frame_size, cfg, progress=not args.no_progress)
     save_reader(reader, args.out, {**report, "vae_checkpoint": str(args.vae)})
     log.info("reader -> %s: %s", args.out, json.dumps(report["r2_heldout"]))
+    return 0
+
+
+def _mouth(args: argparse.Namespace) -> int:
+    """Add a mouth track to a checkpoint and train it on the world's speech (audio only)."""
+    import dataclasses
+
+    import torch
+
+    from npc_runtime.train.mouth import MouthTrainConfig, train_mouth_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    changes = {k: v for k, v in (("steps", args.steps), ("train_sessions", args.sessions),
+                                 ("test_sessions", args.test_sessions)) if v is not None}
+    cfg = dataclasses.replace(MouthTrainConfig(), **changes)
+    report = train_mouth_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
+    log.info("mouth track -> %s: held-out r %s", args.out, json.dumps(report["r_heldout"]))
     return 0
 
 
@@ -225,6 +244,15 @@ def register(subparsers) -> None:
     reader.add_argument("--threads", type=int, help="torch CPU threads")
     reader.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     reader.set_defaults(func=_reader)
+    mouth = sub.add_parser("mouth", help="add a mouth track to a checkpoint (audio only, minutes)")
+    mouth.add_argument("--init", required=True, help="an LPM checkpoint (or run) to add it to")
+    mouth.add_argument("--out", required=True, help="output checkpoint directory")
+    mouth.add_argument("--steps", type=int, help="default 8000")
+    mouth.add_argument("--sessions", type=int, help="30 s training sessions (default 480)")
+    mouth.add_argument("--test-sessions", type=int, help="held-out sessions (default 16)")
+    mouth.add_argument("--threads", type=int, help="torch CPU threads")
+    mouth.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    mouth.set_defaults(func=_mouth)
     export = sub.add_parser("export", help="export a run's latest checkpoint (mid-run)")
     export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
     export.add_argument("--dest", help="default: RUN/export")

@@ -111,3 +111,41 @@ class AudioEncoder(nn.Module):
         h = self.pool(h).transpose(1, 2) + self.pos            # (N, Fw, dim)
         return self.out_norm(self.layers(h))
 
+
+
+# What the mouth track reads, in this order (names of the world's performance parameters).
+MOUTH_PARAMS: tuple[str, ...] = ("jaw_open", "lip_width", "lip_round")
+
+
+class MouthTrack(AudioEncoder):
+    """Per-chunk SPEAK window (N, Sw) -> the mouth of each of the chunk's own frames (N, C, 3).
+
+    An audio-to-mouth regressor (jaw open, lip width, lip rounding; `MOUTH_PARAMS`), as
+    audio-driven face models predict visemes or blendshapes before rendering: the DiT then gets
+    the mouth as a per-frame control, like the emotion, instead of having to learn phonemes
+    through cross-attention from a faint pixel loss. Same architecture as the audio encoder,
+    separate weights: training it (`npc-runtime train mouth`, audio only) leaves the tokens the
+    DiT cross-attends to untouched. Frame j's mouth is read from the tokens of frames
+    j-r..j+r (r = audio.frame_radius, at least 1), all inside the chunk's window, so the track
+    keeps the stream's causality and lookahead."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__(cfg)
+        a, c = cfg.audio, cfg.stream.chunk_frames
+        r = max(1, a.frame_radius)
+        if r > min(a.history_frames, a.lookahead_frames):
+            raise ValueError("the mouth track reads +-1 frame at least: audio history and "
+                             "lookahead must be >= 1 frame")
+        index = a.history_frames + torch.arange(c)[:, None] + torch.arange(-r, r + 1)[None]
+        self.register_buffer("frame_index", index.flatten(), persistent=False)   # (C (2r+1),)
+        self.head = nn.Linear((2 * r + 1) * a.dim, len(MOUTH_PARAMS))
+
+    def forward(self, pcm: torch.Tensor) -> torch.Tensor:
+        tokens = super().forward(pcm)[:, self.frame_index]              # (N, C (2r+1), dim)
+        c = self.cfg.stream.chunk_frames
+        return self.head(tokens.reshape(len(pcm), c, -1))
+
+    def chunk_frames(self, windows: torch.Tensor) -> torch.Tensor:
+        """Chunk windows (B, n_chunks, Sw) -> every frame's mouth (B, n_chunks * C, 3)."""
+        b, n, s = windows.shape
+        return self(windows.reshape(b * n, s)).reshape(b, n * self.cfg.stream.chunk_frames, -1)

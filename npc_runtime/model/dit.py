@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from npc_runtime.config import ModelConfig
+from npc_runtime.model.audio import MOUTH_PARAMS
 from npc_runtime.model.dispatch import adaln_modulate
 from npc_runtime.model.layers import EmotionEmbedder, TemporalRoPE, TimestepEmbedder
 
@@ -48,6 +49,7 @@ class ChunkContext:
     speak: torch.Tensor            # (B, n_chunks, A, d_audio) SPEAK audio tokens
     listen: torch.Tensor           # (B, n_chunks, A, d_audio) LISTEN audio tokens
     positions: torch.Tensor        # (B, F) int64 absolute frame indices (RoPE, mod period)
+    mouth: torch.Tensor | None = None  # (B, F, d) embedded mouth track (audio.mouth_track)
 
 
 class SelfAttention(nn.Module):
@@ -142,6 +144,11 @@ class LPMDiT(nn.Module):
         self.ref_cond = nn.Parameter(torch.zeros(d))
         self.t_embed = TimestepEmbedder(d)
         self.emotion_embed = EmotionEmbedder(cfg.emotion_dim, d)
+        if cfg.audio.mouth_track:
+            # Zero output at init: adding the track to a trained DiT leaves it unchanged until
+            # training teaches it to use the track.
+            self.mouth_embed = nn.Sequential(nn.Linear(len(MOUTH_PARAMS), d), nn.SiLU(),
+                                             nn.Linear(d, d))
         self.channel_embed = nn.Parameter(torch.randn(2, cfg.audio.dim) * 0.02)
         radius = cfg.audio.frame_radius
         if radius >= 0:
@@ -164,7 +171,10 @@ class LPMDiT(nn.Module):
         for block in self.blocks:
             nn.init.zeros_(block.adaLN.weight)
             nn.init.zeros_(block.adaLN.bias)
-        for layer in (self.final_mod, self.final_out):
+        zero_out = [self.final_mod, self.final_out]
+        if self.cfg.audio.mouth_track:
+            zero_out.append(self.mouth_embed[-1])
+        for layer in zero_out:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
@@ -201,6 +211,10 @@ class LPMDiT(nn.Module):
     def embed_emotion(self, emotion: torch.Tensor) -> torch.Tensor:
         return self.emotion_embed(emotion)
 
+    def embed_mouth(self, mouth: torch.Tensor) -> torch.Tensor:
+        """Mouth track (B, F, 3) -> per-frame conditioning (B, F, d)."""
+        return self.mouth_embed(mouth)
+
     # ------------------------------------------------------------------ passes
     def encode_references(self, z_ref: torch.Tensor, attend: Attend) -> None:
         """Run reference latents (B, R, c, h, w) through every block; `attend` keeps the K/V.
@@ -224,6 +238,8 @@ class LPMDiT(nn.Module):
         block's tail and the output head are skipped and None is returned."""
         x = self.embed_frames(z)
         cond = self.t_embed(t) + ctx.emotion                              # (B, F, d)
+        if ctx.mouth is not None:
+            cond = cond + ctx.mouth
         t_tok = x.shape[2]
         cos, sin = self.rope.angles(ctx.positions)                        # (B, F, half)
         # Expanded to tokens once per pass, not once per block.

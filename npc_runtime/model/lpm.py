@@ -14,7 +14,7 @@ from torch import nn
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.attention import (block_causal_chunk_mask, dense_attention,
                                          expand_chunk_mask, paged_attention)
-from npc_runtime.model.audio import AudioEncoder
+from npc_runtime.model.audio import AudioEncoder, MouthTrack
 from npc_runtime.model.dispatch import write_pages_impl
 from npc_runtime.model.dit import LISTEN, SPEAK, ChunkContext, LPMDiT
 from npc_runtime.model.kv_cache import CacheView, PagePool
@@ -83,6 +83,7 @@ class LPM(nn.Module):
         self.causal = causal
         self.vae = VAE(cfg.vae)
         self.audio = AudioEncoder(cfg)
+        self.mouth = MouthTrack(cfg) if cfg.audio.mouth_track else None
         self.dit = LPMDiT(cfg)
 
     # ------------------------------------------------------------------ conditioning
@@ -99,10 +100,13 @@ class LPM(nn.Module):
         # One encoder call for both channels (shared weights): half the small-matmul overhead.
         tokens = self.audio(torch.cat([speak, listen]).reshape(2 * b * n, s))
         tokens = tokens.view(2, b, n, *tokens.shape[1:])
+        mouth = None
+        if self.mouth is not None:
+            mouth = self.dit.embed_mouth(self.mouth.chunk_frames(speak))
         return ChunkContext(emotion=self.dit.embed_emotion(emotion),
                             speak=self.dit.audio_tokens(tokens[0], SPEAK),
                             listen=self.dit.audio_tokens(tokens[1], LISTEN),
-                            positions=positions)
+                            positions=positions, mouth=mouth)
 
     def encode_identity(self, references: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """References (B, R, 3, H, W) in [-1, 1] -> sink k, v (L, B, R*T, H, D)."""

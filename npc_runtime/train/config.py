@@ -101,6 +101,10 @@ class OnlineOptions:
     reader_checkpoint: str = ""
     perf_weight: float = 0.0
     perf_start: int = 0
+    # The parameters the reader term scores (empty = every one the reader reads), e.g. only the
+    # mouth: jaw_open, lip_width, lip_round.
+    read_params: tuple[str, ...] = ()
+    mouth_lr_scale: float = 10.0    # learning-rate multiple of the DiT's mouth-track embedding
     dmd_t_min: float = 0.02
     motion_weight: float = 0.0      # motion-weighted ODE regression (train/auxiliary.py)
     dmd_t_max: float = 0.98
@@ -159,6 +163,8 @@ class TrainConfig:
         if min(o.ode_weight_a, o.ode_weight_b, o.data_weight, o.perf_weight) < 0:
             raise ValueError("online.ode_weight_a, ode_weight_b, data_weight and perf_weight "
                              "must be >= 0")
+        if o.mouth_lr_scale <= 0:
+            raise ValueError("online.mouth_lr_scale must be > 0")
         if o.perf_start < 0:
             raise ValueError("online.perf_start must be >= 0")
         if (o.perf_weight > 0) != bool(o.reader_checkpoint):
@@ -228,7 +234,9 @@ def train_config_from_dict(data: dict[str, Any]) -> TrainConfig:
     cfg = _from_dict(TrainConfig, data, "train config")
     cfg = cfg.replace(model_overrides=overrides, betas=tuple(cfg.betas),
                       vae=dataclasses.replace(cfg.vae, face_window=tuple(
-                          float(v) for v in cfg.vae.face_window)))
+                          float(v) for v in cfg.vae.face_window)),
+                      online=dataclasses.replace(cfg.online, read_params=tuple(
+                          str(v) for v in cfg.online.read_params)))
     cfg.model_config()              # fail early on a bad model name or override
     return cfg
 

@@ -47,7 +47,9 @@ def drop_audio(ctx: ChunkContext, keep: torch.Tensor | None) -> ChunkContext:
     if keep is None:
         return ctx
     k = keep.to(ctx.speak.dtype)[:, None, None, None]
-    return replace(ctx, speak=ctx.speak * k, listen=ctx.listen * k)
+    # The mouth track is read from the SPEAK audio: dropped with it.
+    mouth = None if ctx.mouth is None else ctx.mouth * k[:, :, 0]
+    return replace(ctx, speak=ctx.speak * k, listen=ctx.listen * k, mouth=mouth)
 
 
 def slice_context(ctx: ChunkContext, first_chunk: int, last_chunk: int, c: int) -> ChunkContext:
@@ -55,7 +57,9 @@ def slice_context(ctx: ChunkContext, first_chunk: int, last_chunk: int, c: int) 
     return ChunkContext(emotion=ctx.emotion[:, first_chunk * c:last_chunk * c],
                         speak=ctx.speak[:, first_chunk:last_chunk],
                         listen=ctx.listen[:, first_chunk:last_chunk],
-                        positions=ctx.positions[:, first_chunk * c:last_chunk * c])
+                        positions=ctx.positions[:, first_chunk * c:last_chunk * c],
+                        mouth=None if ctx.mouth is None
+                        else ctx.mouth[:, first_chunk * c:last_chunk * c])
 
 
 def cat_context(a: ChunkContext, b: ChunkContext) -> ChunkContext:
@@ -63,7 +67,8 @@ def cat_context(a: ChunkContext, b: ChunkContext) -> ChunkContext:
     return ChunkContext(emotion=torch.cat([a.emotion, b.emotion], 1),
                         speak=torch.cat([a.speak, b.speak], 1),
                         listen=torch.cat([a.listen, b.listen], 1),
-                        positions=torch.cat([a.positions, b.positions], 1))
+                        positions=torch.cat([a.positions, b.positions], 1),
+                        mouth=None if a.mouth is None else torch.cat([a.mouth, b.mouth], 1))
 
 
 class Conditioning:

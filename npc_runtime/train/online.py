@@ -65,6 +65,7 @@ from npc_runtime.train.flow import (Conditioning, ConditionedVelocity, cat_conte
                                     encode_latents, freeze, guided, interpolate, load_lpm,
                                     sample_clip, sample_t, slice_context)
 from npc_runtime.train.loop import Run, Stage
+from npc_runtime.train.mouth import mouth_config
 from npc_runtime.train.reader import load_reader
 from npc_runtime.train.visuals import save_grid
 
@@ -140,7 +141,9 @@ class OnlineStage(Stage):
         torch.manual_seed(run.cfg.seed)
         if o.base_checkpoint:
             self.teacher, self.base_info = load_lpm(o.base_checkpoint, causal=False)
-            if self.teacher.cfg != mc:
+            # A teacher without the student's mouth track still teaches it: the track is an
+            # extra input the student learns to use, not a change to what it generates.
+            if mouth_config(self.teacher.cfg) != mouth_config(mc):
                 raise ValueError(f"{o.base_checkpoint}: its model config differs from the "
                                  f"online run's ({self.teacher.cfg.name} vs {mc.name})")
         else:
@@ -151,18 +154,35 @@ class OnlineStage(Stage):
         self.init_info = {}
         if o.init_checkpoint:
             self.init_info = self._continue_from(o.init_checkpoint)
+        elif mc.audio.mouth_track and self.teacher.mouth is None:
+            raise ValueError("a student with a mouth track starts from a checkpoint that has "
+                             "one (online.init_checkpoint, made by `npc-runtime train mouth`)")
         else:
             self.student.load_state_dict(self.teacher.state_dict())       # CausVid's init
         freeze(self.student.vae)
+        if self.student.mouth is not None:
+            # Trained on audio alone (`train mouth`); the DiT learns to follow it, not to bend it.
+            freeze(self.student.mouth)
         self.student.to(run.device)
         self.grid = flow_timesteps(mc.stream.online_steps, mc.stream.timestep_shift)
         n_teacher = o.teacher_steps or mc.stream.base_steps
         self.teacher_grid = refine(self.grid, max(1, math.ceil(n_teacher / (len(self.grid) - 1))))
         self.net = run.dist.wrap(Student(self.student, self.grid))
         self.modules["student"] = self.student
-        self.optimizers["student"] = self.optimizer(self.student.parameters())
+        fresh = list(self.student.dit.mouth_embed.parameters()) \
+            if self.student.mouth is not None else []
+        ids = {id(p) for p in fresh}
+        opt = self.optimizer(p for p in self.student.parameters() if id(p) not in ids)
+        if fresh:
+            # The mouth embedding starts at zero inside a trained DiT: at the continuation's
+            # small learning rate it would barely leave zero in a few hundred steps.
+            opt.add_param_group({"params": fresh, "lr": run.cfg.lr * o.mouth_lr_scale,
+                                 "lr_scale": o.mouth_lr_scale})
+        self.optimizers["student"] = opt
         if o.objective == "dmd":
-            self.critic = LPM(mc, causal=False)
+            # The teacher's twin (the fake score models what the teacher models; a student's
+            # mouth track is not part of it).
+            self.critic = LPM(self.teacher.cfg, causal=False)
             self.critic.load_state_dict(self.teacher.state_dict())
             freeze(self.critic.vae)
             self.critic.to(run.device)
@@ -181,10 +201,17 @@ class OnlineStage(Stage):
             freeze(self.reader).to(run.device)
             # Trust each parameter as far as the reader reads it on held-out identities: a
             # parameter it cannot read (R² ~ 0) would only add noise to the student's gradient.
-            r2 = torch.tensor([max(0.0, float(meta["r2_heldout"][n])) for n in READ_PARAMS])
+            unknown = sorted(set(o.read_params) - set(READ_PARAMS))
+            if unknown:
+                raise ValueError(f"online.read_params: {unknown} are not read (the reader "
+                                 f"reads {list(READ_PARAMS)})")
+            chosen = o.read_params or READ_PARAMS
+            r2 = torch.tensor([max(0.0, float(meta["r2_heldout"][n])) if n in chosen else 0.0
+                               for n in READ_PARAMS])
             if float(r2.sum()) <= 0:
-                raise ValueError(f"{o.reader_checkpoint}: reads nothing (held-out R² <= 0)")
-            self.read_weights = (r2 / r2.mean()).to(run.device)
+                raise ValueError(f"{o.reader_checkpoint}: reads nothing of {list(chosen)} "
+                                 "(held-out R² <= 0)")
+            self.read_weights = (r2 / r2[r2 > 0].mean()).to(run.device)
             log.info("latent reader %s (held-out R² %s)", o.reader_checkpoint,
                      meta.get("r2_heldout"))
         self._eval = eval_clips(run, o.clip_chunks, o.max_refs).to(run.device) \
@@ -392,6 +419,9 @@ class OnlineStage(Stage):
                        f"{max(0, self.step - o.ode_steps)} Self-Forcing ({o.objective}) steps"
                        + (f", continuing {o.init_checkpoint} ({self.init_info.get('dit', '?')})"
                           if o.init_checkpoint else ""),
+                **({"mouth_track": self.init_info["mouth_track"],
+                    "mouth_track_r_heldout": self.init_info.get("mouth_track_r_heldout")}
+                   if "mouth_track" in self.init_info else {}),
                 "teacher_guidance": o.guidance,
                 "sampling_steps": run.model_cfg.stream.online_steps,
                 "student_teacher_mse": last.get("eval_student_teacher_mse"),

@@ -1,0 +1,159 @@
+"""The mouth track's own training: audio only, on the world's speech.
+
+`npc-runtime train mouth --init CKPT --out DIR` adds a `MouthTrack` (model/audio.py) to an LPM
+checkpoint and trains it, alone, to read the frame's ground-truth mouth (jaw open, lip width, lip
+rounding) from the SPEAK window the stream gives each chunk. Nothing is rendered (the world's
+sessions with `render=False`: espeak-ng speech and its viseme track), so thousands of steps take
+minutes on a 2-core CPU. Held-out: Pearson r per parameter over speech on evaluation-split
+sessions (unseen lines and voices; session seeds away from the bench's suites).
+
+The track starts from the checkpoint's trained audio encoder (same architecture), so it begins
+from features that already separate speech sounds. The exported checkpoint is the donor with
+the track added (`audio.mouth_track: true`); the DiT's mouth embedding starts at zero, so the
+checkpoint performs exactly as the donor until a later stage (`train online`, the track frozen)
+teaches the DiT to use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from npc_runtime.bench.metrics import dilate, pearson
+from npc_runtime.checkpoint import read_meta, save_checkpoint
+from npc_runtime.config import ModelConfig
+from npc_runtime.model.audio import MOUTH_PARAMS, chunk_windows
+from npc_runtime.model.lpm import LPM
+from npc_runtime.train.flow import load_lpm
+from npc_runtime.world.performance import P
+from npc_runtime.world.session import generate_session
+
+log = logging.getLogger(__name__)
+MOUTH_INDEX = [P[name] for name in MOUTH_PARAMS]
+# Held-out sessions: evaluation split, seeds far from the bench suites' (10 000 000 + 7919 i).
+TEST_FIRST_SEED = 20_000_000
+
+
+@dataclass(frozen=True)
+class MouthTrainConfig:
+    train_sessions: int = 480
+    test_sessions: int = 16
+    session_s: float = 30.0
+    first_seed: int = 700_000      # training-split session seeds first_seed.. (any range works)
+    steps: int = 8000
+    batch: int = 64                # chunk windows per step
+    lr: float = 1e-3
+    seed: int = 13
+
+
+def mouth_config(cfg: ModelConfig) -> ModelConfig:
+    return cfg.replace(audio=replace(cfg.audio, mouth_track=True))
+
+
+def mouth_data(cfg: ModelConfig, split: str, seeds: range, session_s: float
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> SPEAK chunk windows (N, Sw), the mouth of each chunk's frames (N, C, 3) and a speech
+    mask (N, C): the metric's span, speech dilated by 200 ms."""
+    c = cfg.stream.chunk_frames
+    windows, mouths, masks = [], [], []
+    for seed in seeds:
+        s = generate_session(seed, session_s, split, render=False)
+        n = len(s.perf) // c
+        windows.append(chunk_windows(cfg, torch.from_numpy(s.speak_audio[None]), n)[0])
+        mouths.append(torch.from_numpy(s.perf[:n * c, MOUTH_INDEX]).float().view(n, c, -1))
+        mask = dilate(s.speaking[:n * c], int(0.2 * cfg.stream.fps))
+        masks.append(torch.from_numpy(mask).view(n, c))
+    return torch.cat(windows), torch.cat(mouths), torch.cat(masks)
+
+
+@torch.no_grad()
+def heldout_r(lpm: LPM, windows: torch.Tensor, mouth: torch.Tensor, mask: torch.Tensor,
+              batch: int = 256) -> dict[str, float]:
+    """Pearson r of the track against the truth per parameter, over speech frames."""
+    lpm.mouth.eval()
+    pred = torch.cat([lpm.mouth.chunk_frames(windows[i:i + batch][:, None])
+                      for i in range(0, len(windows), batch)])
+    keep = mask.flatten()
+    p, y = pred.reshape(-1, len(MOUTH_PARAMS))[keep], mouth.reshape(-1, len(MOUTH_PARAMS))[keep]
+    return {name: round(pearson(p[:, j].numpy(), y[:, j].numpy()), 4)
+            for j, name in enumerate(MOUTH_PARAMS)}
+
+
+def add_mouth_track(donor: LPM) -> LPM:
+    """The donor with a mouth track (initialised from its audio encoder) and a zero mouth
+    embedding: the same performance until trained."""
+    if donor.mouth is not None:
+        raise ValueError("the checkpoint already has a mouth track")
+    lpm = LPM(mouth_config(donor.cfg), causal=donor.causal)
+    missing = lpm.load_state_dict(donor.state_dict(), strict=False).missing_keys
+    if any(not (k.startswith("mouth.") or k.startswith("dit.mouth_embed.")) for k in missing):
+        raise ValueError(f"unexpected missing weights: {missing}")
+    audio = donor.audio.state_dict()
+    lpm.mouth.load_state_dict({**lpm.mouth.state_dict(), **audio})
+    return lpm
+
+
+def train_mouth(donor: LPM, cfg: MouthTrainConfig = MouthTrainConfig(), progress: bool = True
+                ) -> tuple[LPM, dict]:
+    """-> (the donor with a trained mouth track, report with held-out r)."""
+    if cfg.steps < 1 or cfg.batch < 1 or cfg.train_sessions < 1 or cfg.test_sessions < 1:
+        raise ValueError(f"train_mouth: steps, batch and session counts must be >= 1: {cfg}")
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    lpm = add_mouth_track(donor)
+    mc = lpm.cfg
+    log.info("synthesising %d + %d sessions of speech", cfg.train_sessions, cfg.test_sessions)
+    w, y, _ = mouth_data(mc, "train", range(cfg.first_seed, cfg.first_seed + cfg.train_sessions),
+                         cfg.session_s)
+    test = mouth_data(mc, "eval", range(TEST_FIRST_SEED, TEST_FIRST_SEED + cfg.test_sessions),
+                      cfg.session_s)
+    std = y.flatten(0, 1).std(0).clamp_min(1e-3)
+    track = lpm.mouth
+    before = heldout_r(lpm, *test)
+    opt = torch.optim.AdamW(track.parameters(), lr=cfg.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps,
+                                                pct_start=0.05)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(total=cfg.steps, desc="mouth", unit="step", disable=not progress)
+    track.train()
+    for _ in range(cfg.steps):
+        idx = torch.randint(len(w), (min(cfg.batch, len(w)),), generator=gen)
+        # z-scored error: the three parameters weigh alike whatever their ranges.
+        loss = ((track.chunk_frames(w[idx][:, None]) - y[idx]) / std).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    after = heldout_r(lpm, *test)
+    track.eval()
+    report = {"r_heldout": after, "r_heldout_init": before,
+              "seconds": round(time.perf_counter() - t0, 1), "train_config": asdict(cfg)}
+    log.info("mouth track r (held-out lines and voices): %s (from %s)", after, before)
+    return lpm, report
+
+
+def train_mouth_checkpoint(init: str | Path, out: str | Path,
+                           cfg: MouthTrainConfig = MouthTrainConfig(), progress: bool = True
+                           ) -> dict:
+    """`npc-runtime train mouth`: load `init`, train its mouth track, save the checkpoint."""
+    src = Path(init)
+    if (src / "export" / "model.yaml").is_file():
+        src = src / "export"
+    _, trained, info = read_meta(src)
+    donor, _ = load_lpm(src, causal=bool(info.get("causal", True)))
+    lpm, report = train_mouth(donor, cfg, progress)
+    info = {**info, "mouth_track": f"trained on audio alone ({cfg.steps} steps, "
+                                   f"{cfg.train_sessions} sessions), from {init}; held-out r "
+                                   + ", ".join(f"{k} {v:.3f}" for k, v in
+                                               report["r_heldout"].items()),
+            "mouth_track_r_heldout": report["r_heldout"]}
+    save_checkpoint(out, lpm, lpm.cfg, trained=trained, info=info)
+    return report
