@@ -95,7 +95,8 @@ def _mouth(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("steps", args.steps), ("train_sessions", args.sessions),
                                  ("test_sessions", args.test_sessions)) if v is not None}
     cfg = dataclasses.replace(MouthTrainConfig(), **changes)
-    report = train_mouth_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
+    report = train_mouth_checkpoint(args.init, args.out, cfg, progress=not args.no_progress,
+                                    track_from=args.track_from)
     log.info("mouth track -> %s: held-out r %s", args.out, json.dumps(report["r_heldout"]))
     return 0
 
@@ -247,6 +248,7 @@ def register(subparsers) -> None:
     mouth = sub.add_parser("mouth", help="add a mouth track to a checkpoint (audio only, minutes)")
     mouth.add_argument("--init", required=True, help="an LPM checkpoint (or run) to add it to")
     mouth.add_argument("--out", required=True, help="output checkpoint directory")
+    mouth.add_argument("--track-from", help="copy the trained track of this checkpoint instead")
     mouth.add_argument("--steps", type=int, help="default 8000")
     mouth.add_argument("--sessions", type=int, help="30 s training sessions (default 480)")
     mouth.add_argument("--test-sessions", type=int, help="held-out sessions (default 16)")

@@ -64,8 +64,14 @@ class BaseStage(Stage):
         torch.manual_seed(run.cfg.seed)
         self.lpm = LPM(mc, causal=False)
         self.vae_info = load_vae_into(self.lpm, o.vae_checkpoint) if o.vae_checkpoint else {}
+        if mc.audio.mouth_track and not o.init_checkpoint:
+            raise ValueError("a Base with a mouth track starts from a checkpoint that has a "
+                             "trained one (base.init_checkpoint, made by `npc-runtime train "
+                             "mouth`)")
         self.init_info = self._init_from(o.init_checkpoint) if o.init_checkpoint else {}
         freeze(self.lpm.vae)
+        if self.lpm.mouth is not None:
+            freeze(self.lpm.mouth)          # trained on audio alone; the DiT learns to follow it
         self.lpm.to(run.device)
         self.head = PerfHead(mc.dit.dim).to(run.device) if o.aux_weight > 0 else None
         self.net = run.dist.wrap(ConditionedVelocity(self.lpm, self.head))
@@ -74,7 +80,13 @@ class BaseStage(Stage):
         if self.head is not None:
             self.modules["perf_head"] = self.head
             params += list(self.head.parameters())
-        self.optimizers["lpm"] = self.optimizer(params)
+        fresh = list(self.lpm.dit.mouth_embed.parameters()) if self.lpm.mouth is not None else []
+        ids = {id(p) for p in fresh}
+        opt = self.optimizer(p for p in params if id(p) not in ids)
+        if fresh:   # zero-initialised inside a trained DiT (as in the Online stage)
+            opt.add_param_group({"params": fresh, "lr": run.cfg.lr * o.mouth_lr_scale,
+                                 "lr_scale": o.mouth_lr_scale})
+        self.optimizers["lpm"] = opt
         self.latents = LatentCache(self.lpm.vae, run.cfg.data.pool_sessions + 4) \
             if o.latent_cache else None
         self._eval = eval_clips(run, o.clip_chunks, o.max_refs).to(run.device) \
@@ -95,10 +107,15 @@ class BaseStage(Stage):
                     "dit": dataclasses.replace(donor.cfg.dit, patch=own_cfg.dit.patch),
                     "audio": dataclasses.replace(donor.cfg.audio,
                                                  frame_radius=own_cfg.audio.frame_radius)}
+        if own_cfg.audio.mouth_track and donor.mouth is None:
+            raise ValueError(f"init_checkpoint {checkpoint}: it has no mouth track to start "
+                             "from (add one with `npc-runtime train mouth`)")
         if donor.cfg.replace(**geometry) != own_cfg:
             raise ValueError(f"init_checkpoint {checkpoint}: its model config differs (only "
                              "the VAE, the DiT patch size and audio.frame_radius may differ)")
         self.lpm.audio.load_state_dict(donor.audio.state_dict())
+        if self.lpm.mouth is not None:
+            self.lpm.mouth.load_state_dict(donor.mouth.state_dict())
         own, theirs = self.lpm.dit.state_dict(), donor.dit.state_dict()
         fresh = sorted(k for k in own if k not in theirs or theirs[k].shape != own[k].shape)
         self.lpm.dit.load_state_dict({k: theirs[k] if k not in fresh else own[k] for k in own})
@@ -182,6 +199,8 @@ class BaseStage(Stage):
             extra.append(f"initialised from {o.init_checkpoint} ({self.init_info.get('dit', '?')})")
             if self.init_info.get("reinitialised"):
                 extra.append("re-initialised: " + ", ".join(self.init_info["reinitialised"]))
+        if "mouth_track" in self.init_info:
+            extra.append(f"mouth track: {self.init_info['mouth_track']}")
         if o.motion_weight > 0:
             extra.append(f"motion-weighted flow loss {o.motion_weight:g}")
         if o.aux_weight > 0:

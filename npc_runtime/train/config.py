@@ -76,6 +76,7 @@ class BaseOptions:
     motion_weight: float = 0.0      # motion-weighted flow loss strength (train/auxiliary.py)
     aux_weight: float = 0.0         # weight of the performance-head loss (0 = no head)
     latent_cache: bool = True       # encode each pool session once (exact; saves VAE time)
+    mouth_lr_scale: float = 10.0    # learning-rate multiple of the DiT's mouth-track embedding
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,8 @@ class TrainConfig:
         if min(o.ode_weight_a, o.ode_weight_b, o.data_weight, o.perf_weight) < 0:
             raise ValueError("online.ode_weight_a, ode_weight_b, data_weight and perf_weight "
                              "must be >= 0")
-        if o.mouth_lr_scale <= 0:
-            raise ValueError("online.mouth_lr_scale must be > 0")
+        if o.mouth_lr_scale <= 0 or self.base.mouth_lr_scale <= 0:
+            raise ValueError("base.mouth_lr_scale and online.mouth_lr_scale must be > 0")
         if o.perf_start < 0:
             raise ValueError("online.perf_start must be >= 0")
         if (o.perf_weight > 0) != bool(o.reader_checkpoint):

@@ -140,18 +140,34 @@ def train_mouth(donor: LPM, cfg: MouthTrainConfig = MouthTrainConfig(), progress
     return lpm, report
 
 
+def _checkpoint_dir(path: str | Path) -> Path:
+    src = Path(path)
+    return src / "export" if (src / "export" / "model.yaml").is_file() else src
+
+
 def train_mouth_checkpoint(init: str | Path, out: str | Path,
-                           cfg: MouthTrainConfig = MouthTrainConfig(), progress: bool = True
-                           ) -> dict:
-    """`npc-runtime train mouth`: load `init`, train its mouth track, save the checkpoint."""
-    src = Path(init)
-    if (src / "export" / "model.yaml").is_file():
-        src = src / "export"
+                           cfg: MouthTrainConfig = MouthTrainConfig(), progress: bool = True,
+                           track_from: str | Path | None = None) -> dict:
+    """`npc-runtime train mouth`: load `init`, give it a trained mouth track, save the
+    checkpoint. The track is trained here, or with `track_from` copied from another checkpoint
+    that has one (a teacher and its student then read the same track)."""
+    src = _checkpoint_dir(init)
     _, trained, info = read_meta(src)
     donor, _ = load_lpm(src, causal=bool(info.get("causal", True)))
-    lpm, report = train_mouth(donor, cfg, progress)
-    info = {**info, "mouth_track": f"trained on audio alone ({cfg.steps} steps, "
-                                   f"{cfg.train_sessions} sessions), from {init}; held-out r "
+    if track_from is None:
+        lpm, report = train_mouth(donor, cfg, progress)
+        how = f"trained on audio alone ({cfg.steps} steps, {cfg.train_sessions} sessions)"
+    else:
+        other, other_info = load_lpm(_checkpoint_dir(track_from), causal=True)
+        if other.mouth is None:
+            raise ValueError(f"track_from {track_from}: it has no mouth track")
+        lpm = add_mouth_track(donor)
+        if mouth_config(other.cfg).audio != lpm.cfg.audio:
+            raise ValueError(f"track_from {track_from}: its audio config differs from {init}'s")
+        lpm.mouth.load_state_dict(other.mouth.state_dict())
+        report = {"r_heldout": other_info.get("mouth_track_r_heldout", {})}
+        how = f"copied from {track_from}"
+    info = {**info, "mouth_track": f"{how}, added to {init}; held-out r "
                                    + ", ".join(f"{k} {v:.3f}" for k, v in
                                                report["r_heldout"].items()),
             "mouth_track_r_heldout": report["r_heldout"]}

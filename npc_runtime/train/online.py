@@ -160,6 +160,9 @@ class OnlineStage(Stage):
         else:
             self.student.load_state_dict(self.teacher.state_dict())       # CausVid's init
         freeze(self.student.vae)
+        if self.student.mouth is not None and self.teacher.mouth is not None:
+            # The student reads the mouth its teacher learned to follow.
+            self.student.mouth.load_state_dict(self.teacher.mouth.state_dict())
         if self.student.mouth is not None:
             # Trained on audio alone (`train mouth`); the DiT learns to follow it, not to bend it.
             freeze(self.student.mouth)

@@ -91,3 +91,60 @@ def test_the_command_writes_a_checkpoint_the_online_stage_continues(tmp_path, ch
     fresh = run_cfg.replace(online=dataclasses.replace(run_cfg.online, init_checkpoint=""))
     with pytest.raises(ValueError, match="mouth track"):
         OnlineStage(_make_run(fresh, tmp_path / "fresh", Dist.from_env("cpu")))
+
+
+def test_a_base_follows_a_copied_track_and_hands_it_to_its_student(tmp_path, chain):
+    from npc_runtime.cli import main
+
+    donor = tmp_path / "with_track"           # an Online checkpoint with a trained track
+    assert main(["train", "mouth", "--init", str(chain["online"][1]), "--out", str(donor),
+                 "--steps", "3", "--sessions", "2", "--test-sessions", "1",
+                 "--no-progress"]) == 0
+    base_init = tmp_path / "base_init"
+    assert main(["train", "mouth", "--init", str(chain["base"][1]), "--track-from", str(donor),
+                 "--out", str(base_init)]) == 0
+    track, _ = load_lpm(donor, causal=True)
+    copied, info = load_lpm(base_init, causal=False)
+    assert "copied from" in info["mouth_track"] and not copied.causal
+    for (k, a), (_, b) in zip(track.mouth.state_dict().items(), copied.mouth.state_dict().items()):
+        assert torch.equal(a, b), k
+
+    overrides = lambda cfg: {**cfg.model_overrides,  # noqa: E731
+                             "audio": {**cfg.model_overrides["audio"], "mouth_track": True}}
+    base_cfg = smoke_config("base", steps=2)
+    base_cfg = base_cfg.replace(model_overrides=overrides(base_cfg), base=dataclasses.replace(
+        base_cfg.base, vae_checkpoint=str(chain["vae"][1]), init_checkpoint=str(base_init)))
+    train(base_cfg, tmp_path / "base", stage_class("base"), progress=False)
+    base, base_info = load_lpm(tmp_path / "base", causal=False)
+    assert "mouth track" in base_info["dit"]
+    for (k, a), (_, b) in zip(copied.mouth.state_dict().items(), base.mouth.state_dict().items()):
+        assert torch.equal(a, b), k                                   # frozen in the Base too
+    assert float(base.dit.mouth_embed[-1].weight.detach().abs().max()) > 0
+
+    # A student with another track reads its teacher's.
+    other = tmp_path / "other_track"
+    assert main(["train", "mouth", "--init", str(chain["online"][1]), "--out", str(other),
+                 "--steps", "2", "--sessions", "2", "--test-sessions", "1",
+                 "--no-progress"]) == 0
+    online = smoke_config("online", steps=1)
+    online = online.replace(model_overrides=overrides(online), online=dataclasses.replace(
+        online.online, ode_steps=1, base_checkpoint=str(tmp_path / "base"),
+        init_checkpoint=str(other)))
+    stage = OnlineStage(_make_run(online, tmp_path / "online", Dist.from_env("cpu")))
+    for (k, a), (_, b) in zip(base.mouth.state_dict().items(),
+                              stage.student.mouth.state_dict().items()):
+        assert torch.equal(a, b), k
+
+    # Refusals: a Base with a track but no checkpoint to take it from, or one without a track.
+    with pytest.raises(ValueError, match="mouth track"):
+        from npc_runtime.train.base import BaseStage
+        bad = base_cfg.replace(base=dataclasses.replace(base_cfg.base, init_checkpoint=""))
+        BaseStage(_make_run(bad, tmp_path / "bad", Dist.from_env("cpu")))
+    with pytest.raises(ValueError, match="no mouth track"):
+        bad = base_cfg.replace(base=dataclasses.replace(base_cfg.base,
+                                                        init_checkpoint=str(chain["base"][1])))
+        BaseStage(_make_run(bad, tmp_path / "bad2", Dist.from_env("cpu")))
+    with pytest.raises(ValueError, match="has no mouth track"):
+        main(["train", "mouth", "--init", str(chain["base"][1]), "--track-from",
+              str(chain["online"][1]), "--out", str(tmp_path / "x")])
+    assert not (tmp_path / "x").exists()
