@@ -31,6 +31,7 @@ from npc_runtime.train.flow import (Conditioning, ConditionedVelocity, LatentCac
                                     encode_latents, freeze, guided, interpolate, load_lpm,
                                     sample_clip, sample_t)
 from npc_runtime.train.loop import Run, Stage
+from npc_runtime.train.mouth import mouth_optimizer
 from npc_runtime.train.visuals import save_grid
 
 log = logging.getLogger(__name__)
@@ -80,13 +81,8 @@ class BaseStage(Stage):
         if self.head is not None:
             self.modules["perf_head"] = self.head
             params += list(self.head.parameters())
-        fresh = list(self.lpm.dit.mouth_embed.parameters()) if self.lpm.mouth is not None else []
-        ids = {id(p) for p in fresh}
-        opt = self.optimizer(p for p in params if id(p) not in ids)
-        if fresh:   # zero-initialised inside a trained DiT (as in the Online stage)
-            opt.add_param_group({"params": fresh, "lr": run.cfg.lr * o.mouth_lr_scale,
-                                 "lr_scale": o.mouth_lr_scale})
-        self.optimizers["lpm"] = opt
+        self.optimizers["lpm"] = mouth_optimizer(self.optimizer, self.lpm, params,
+                                                 o.mouth_lr_scale)
         self.latents = LatentCache(self.lpm.vae, run.cfg.data.pool_sessions + 4) \
             if o.latent_cache else None
         self._eval = eval_clips(run, o.clip_chunks, o.max_refs).to(run.device) \

@@ -84,6 +84,20 @@ def heldout_r(lpm: LPM, windows: torch.Tensor, mouth: torch.Tensor, mask: torch.
             for j, name in enumerate(MOUTH_PARAMS)}
 
 
+def mouth_optimizer(make, lpm: LPM, params, scale: float) -> torch.optim.Optimizer:
+    """`make(params)` (a stage's optimiser factory) over `params`, with the DiT's mouth-track
+    embedding, if the model has one, in its own group at `scale` times the learning rate: it
+    starts at zero inside a trained DiT, and at a continuation's small learning rate would barely
+    leave zero in a few hundred steps."""
+    fresh = list(lpm.dit.mouth_embed.parameters()) if lpm.mouth is not None else []
+    ids = {id(p) for p in fresh}
+    opt = make(p for p in params if id(p) not in ids)
+    if fresh:
+        opt.add_param_group({"params": fresh, "lr": opt.defaults["lr"] * scale,
+                             "lr_scale": scale})
+    return opt
+
+
 def add_mouth_track(donor: LPM) -> LPM:
     """The donor with a mouth track (initialised from its audio encoder) and a zero mouth
     embedding: the same performance until trained."""

@@ -65,7 +65,7 @@ from npc_runtime.train.flow import (Conditioning, ConditionedVelocity, cat_conte
                                     encode_latents, freeze, guided, interpolate, load_lpm,
                                     sample_clip, sample_t, slice_context)
 from npc_runtime.train.loop import Run, Stage
-from npc_runtime.train.mouth import mouth_config
+from npc_runtime.train.mouth import mouth_config, mouth_optimizer
 from npc_runtime.train.reader import load_reader
 from npc_runtime.train.visuals import save_grid
 
@@ -172,16 +172,8 @@ class OnlineStage(Stage):
         self.teacher_grid = refine(self.grid, max(1, math.ceil(n_teacher / (len(self.grid) - 1))))
         self.net = run.dist.wrap(Student(self.student, self.grid))
         self.modules["student"] = self.student
-        fresh = list(self.student.dit.mouth_embed.parameters()) \
-            if self.student.mouth is not None else []
-        ids = {id(p) for p in fresh}
-        opt = self.optimizer(p for p in self.student.parameters() if id(p) not in ids)
-        if fresh:
-            # The mouth embedding starts at zero inside a trained DiT: at the continuation's
-            # small learning rate it would barely leave zero in a few hundred steps.
-            opt.add_param_group({"params": fresh, "lr": run.cfg.lr * o.mouth_lr_scale,
-                                 "lr_scale": o.mouth_lr_scale})
-        self.optimizers["student"] = opt
+        self.optimizers["student"] = mouth_optimizer(self.optimizer, self.student,
+                                                     self.student.parameters(), o.mouth_lr_scale)
         if o.objective == "dmd":
             # The teacher's twin (the fake score models what the teacher models; a student's
             # mouth track is not part of it).
@@ -214,7 +206,9 @@ class OnlineStage(Stage):
             if float(r2.sum()) <= 0:
                 raise ValueError(f"{o.reader_checkpoint}: reads nothing of {list(chosen)} "
                                  "(held-out R² <= 0)")
-            self.read_weights = (r2 / r2[r2 > 0].mean()).to(run.device)
+            # Mean 1 over the chosen parameters (all of them by default, as before).
+            picked = torch.tensor([n in chosen for n in READ_PARAMS])
+            self.read_weights = (r2 / r2[picked].mean()).to(run.device)
             log.info("latent reader %s (held-out R² %s)", o.reader_checkpoint,
                      meta.get("r2_heldout"))
         self._eval = eval_clips(run, o.clip_chunks, o.max_refs).to(run.device) \
