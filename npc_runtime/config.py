@@ -84,6 +84,17 @@ class StreamConfig:
 
 
 @dataclass(frozen=True)
+class MouthEditConfig:
+    # The mouth editor (`model/mouth_edit.py`): after each chunk is sampled, a small U-Net sets
+    # every frame's mouth in latent space to the mouth track's values (needs
+    # audio.mouth_track). Off in checkpoints that predate it; `npc-runtime train editor` adds it.
+    enabled: bool = False
+    channels: int = 32        # width at the latent resolution
+    hidden: int = 64          # width at half resolution and of the mouth embedding
+    blocks: int = 3           # FiLM residual blocks at half resolution
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "tiny"
     frame_size: int = 128
@@ -92,6 +103,7 @@ class ModelConfig:
     audio: AudioConfig = field(default_factory=AudioConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
+    mouth_edit: MouthEditConfig = field(default_factory=MouthEditConfig)
 
     def __post_init__(self) -> None:
         down = self.vae.downsample
@@ -113,6 +125,13 @@ class ModelConfig:
             raise ValueError("the Online LPM samples in 1..4 steps")
         if self.audio.sample_rate % self.stream.fps:
             raise ValueError("sample_rate must be a multiple of fps")
+        e = self.mouth_edit
+        if e.enabled and not self.audio.mouth_track:
+            raise ValueError("mouth_edit.enabled needs audio.mouth_track (the editor applies "
+                             "the track's mouth)")
+        if min(e.channels, e.hidden) < 8 or e.channels % 8 or e.hidden % 8 or e.blocks < 1:
+            raise ValueError("mouth_edit: channels and hidden must be multiples of 8 (group "
+                             "norm), blocks >= 1")
 
     # Derived sizes (gpt-fast style: computed, never stored).
     @property

@@ -292,6 +292,9 @@ class PerformanceModel:
             view = self.cache.view(ids)
             ctx = self.encode_context(requests)
             z = self.denoise_chunk(self.initial_noise(ids), ctx, view)
+            # Edited before the commit: the window the next chunks attend to holds the mouth
+            # that is shown.
+            z = self.lpm.edit_mouth(z, ctx)
             self.commit(z, ctx, view)
             for sid in ids:
                 self._sessions[sid].chunk_index += 1

@@ -5,6 +5,7 @@
     npc-runtime train online --config configs/train/online_tiny.yaml --out runs/online_tiny
     npc-runtime train reader --vae runs/base_f4e/export --out runs/reader_tiny   # latent reader
     npc-runtime train mouth --init runs/online_tiny/export --out runs/mouth_tiny  # + mouth track
+    npc-runtime train editor --init runs/mouth_tiny --out runs/editor_tiny       # + mouth editor
     npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
     npc-runtime train ship runs/vae_tiny/export          # -> npc_runtime/weights/tiny
 
@@ -98,6 +99,24 @@ def _mouth(args: argparse.Namespace) -> int:
     report = train_mouth_checkpoint(args.init, args.out, cfg, progress=not args.no_progress,
                                     track_from=args.track_from)
     log.info("mouth track -> %s: held-out r %s", args.out, json.dumps(report["r_heldout"]))
+    return 0
+
+
+def _editor(args: argparse.Namespace) -> int:
+    """Add a mouth editor to a checkpoint with a mouth track; train it on counterfactual renders."""
+    import dataclasses
+
+    import torch
+
+    from npc_runtime.train.editor import EditorTrainConfig, train_editor_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    changes = {k: v for k, v in (("steps", args.steps), ("train_sessions", args.sessions),
+                                 ("test_sessions", args.test_sessions)) if v is not None}
+    cfg = dataclasses.replace(EditorTrainConfig(), **changes)
+    report = train_editor_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
+    log.info("mouth editor -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
     return 0
 
 
@@ -255,6 +274,16 @@ def register(subparsers) -> None:
     mouth.add_argument("--threads", type=int, help="torch CPU threads")
     mouth.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     mouth.set_defaults(func=_mouth)
+    editor = sub.add_parser("editor", help="add a mouth editor to a checkpoint with a mouth "
+                                           "track (counterfactual renders, minutes)")
+    editor.add_argument("--init", required=True, help="an LPM checkpoint (or run) with a track")
+    editor.add_argument("--out", required=True, help="output checkpoint directory")
+    editor.add_argument("--steps", type=int, help="default 3000")
+    editor.add_argument("--sessions", type=int, help="8 s training sessions (default 200)")
+    editor.add_argument("--test-sessions", type=int, help="held-out sessions (default 8)")
+    editor.add_argument("--threads", type=int, help="torch CPU threads")
+    editor.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    editor.set_defaults(func=_editor)
     export = sub.add_parser("export", help="export a run's latest checkpoint (mid-run)")
     export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
     export.add_argument("--dest", help="default: RUN/export")

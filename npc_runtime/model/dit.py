@@ -50,6 +50,9 @@ class ChunkContext:
     listen: torch.Tensor           # (B, n_chunks, A, d_audio) LISTEN audio tokens
     positions: torch.Tensor        # (B, F) int64 absolute frame indices (RoPE, mod period)
     mouth: torch.Tensor | None = None  # (B, F, d) embedded mouth track (audio.mouth_track)
+    # (B, F, 3) the track's raw mouth values, for the mouth editor (mouth_edit.enabled); the
+    # DiT never reads them, and the training helpers that slice contexts drop them.
+    mouth_params: torch.Tensor | None = None
 
 
 class SelfAttention(nn.Module):

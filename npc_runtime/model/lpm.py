@@ -18,6 +18,7 @@ from npc_runtime.model.audio import AudioEncoder, MouthTrack
 from npc_runtime.model.dispatch import write_pages_impl
 from npc_runtime.model.dit import LISTEN, SPEAK, ChunkContext, LPMDiT
 from npc_runtime.model.kv_cache import CacheView, PagePool
+from npc_runtime.model.mouth_edit import MouthEditor
 from npc_runtime.model.vae import VAE
 
 
@@ -85,6 +86,7 @@ class LPM(nn.Module):
         self.audio = AudioEncoder(cfg)
         self.mouth = MouthTrack(cfg) if cfg.audio.mouth_track else None
         self.dit = LPMDiT(cfg)
+        self.mouth_edit = MouthEditor(cfg) if cfg.mouth_edit.enabled else None
 
     # ------------------------------------------------------------------ conditioning
     def encode_audio(self, windows: torch.Tensor, channel: int) -> torch.Tensor:
@@ -100,13 +102,21 @@ class LPM(nn.Module):
         # One encoder call for both channels (shared weights): half the small-matmul overhead.
         tokens = self.audio(torch.cat([speak, listen]).reshape(2 * b * n, s))
         tokens = tokens.view(2, b, n, *tokens.shape[1:])
-        mouth = None
+        mouth = params = None
         if self.mouth is not None:
-            mouth = self.dit.embed_mouth(self.mouth.chunk_frames(speak))
+            params = self.mouth.chunk_frames(speak)
+            mouth = self.dit.embed_mouth(params)
         return ChunkContext(emotion=self.dit.embed_emotion(emotion),
                             speak=self.dit.audio_tokens(tokens[0], SPEAK),
                             listen=self.dit.audio_tokens(tokens[1], LISTEN),
-                            positions=positions, mouth=mouth)
+                            positions=positions, mouth=mouth, mouth_params=params)
+
+    def edit_mouth(self, z: torch.Tensor, ctx: ChunkContext) -> torch.Tensor:
+        """Sampled latents (B, F, c, h, w) -> the same with the mouth editor's mouth (the
+        track's) where the model has an editor; unchanged otherwise."""
+        if self.mouth_edit is None:
+            return z
+        return self.mouth_edit.frames(z, ctx.mouth_params)
 
     def encode_identity(self, references: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """References (B, R, 3, H, W) in [-1, 1] -> sink k, v (L, B, R*T, H, D)."""

@@ -73,6 +73,8 @@ class BaseStage(Stage):
         freeze(self.lpm.vae)
         if self.lpm.mouth is not None:
             freeze(self.lpm.mouth)          # trained on audio alone; the DiT learns to follow it
+        if self.lpm.mouth_edit is not None:
+            freeze(self.lpm.mouth_edit)     # trained on renders (`train editor`); kept as is
         self.lpm.to(run.device)
         self.head = PerfHead(mc.dit.dim).to(run.device) if o.aux_weight > 0 else None
         self.net = run.dist.wrap(ConditionedVelocity(self.lpm, self.head))

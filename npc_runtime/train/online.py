@@ -166,6 +166,8 @@ class OnlineStage(Stage):
         if self.student.mouth is not None:
             # Trained on audio alone (`train mouth`); the DiT learns to follow it, not to bend it.
             freeze(self.student.mouth)
+        if self.student.mouth_edit is not None:
+            freeze(self.student.mouth_edit)  # trained on renders (`train editor`); kept as is
         self.student.to(run.device)
         self.grid = flow_timesteps(mc.stream.online_steps, mc.stream.timestep_shift)
         n_teacher = o.teacher_steps or mc.stream.base_steps

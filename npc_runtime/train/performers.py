@@ -38,7 +38,9 @@ class OnlineLPMPerformer:
         self.name, self.seed, self.n_refs = name, seed, n_refs
         self.settings = {"checkpoint": str(checkpoint), "path": "streaming (paged KV cache)",
                          "steps_per_chunk": self.model.steps,
-                         "commit_pass": True, "references": n_refs}
+                         "commit_pass": True, "references": n_refs,
+                         "mouth_track": self.model.lpm.mouth is not None,
+                         "mouth_editor": self.model.lpm.mouth_edit is not None}
 
     @torch.inference_mode()
     def perform(self, case: BenchCase) -> Iterator[np.ndarray]:

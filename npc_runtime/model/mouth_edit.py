@@ -1,0 +1,85 @@
+"""The mouth editor: sets the mouth of a generated latent frame to the mouth track's values.
+
+Interface: `MouthEditor(cfg)(z, mouth) -> z'`, z (N, c, h, w) scaled VAE latents of whole frames,
+mouth (N, 3) target jaw open, lip width and lip rounding (`MOUTH_PARAMS`, the world's
+normalised units); z' = z + a residual that is zero at initialisation (an untrained editor
+changes nothing).
+
+Why a separate stage: the DiT is asked to find the mouth from a flow loss in which the mouth is a
+few percent of the latents, and four training routes left its lip sync at ~0.71 while the mouth
+track reads the jaw from audio at r ~0.85 (docs/training.md, sessions 9-12). Audio-driven talking
+-head systems that need exact sync edit the mouth region in the generator's latent space from the
+audio (LatentSync, MuseTalk: latent mouth inpainting); here the edit is conditioned on the track's
+three mouth parameters rather than on audio features, so it is a small local regression: learn
+what a frame with this face, pose and expression looks like with *that* mouth.
+
+It is trained on counterfactual renders of the synthetic world (`npc-runtime train editor`,
+train/editor.py): the same frame rendered with several mouths, so the target differs from the
+input only by the mouth and the loss can be focused there.
+
+Shape: a small U-Net over one frame (32x32 latent -> 16x16 and back), FiLM-conditioned on the
+mouth at every block, so the mouth values steer every feature map and the receptive field at
+16x16 (~26 latent pixels) covers the whole lower face: where the mouth is depends on head pose.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from npc_runtime.config import ModelConfig
+from npc_runtime.model.audio import MOUTH_PARAMS
+
+
+class _FiLMBlock(nn.Module):
+    """Residual conv block whose features are scaled and shifted by the mouth embedding."""
+
+    def __init__(self, ch: int, cond: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(8, ch)
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.norm2 = nn.GroupNorm(8, ch)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.film = nn.Linear(cond, 2 * ch)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(c)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.norm2(h) * (1 + scale) + shift
+        return x + self.conv2(F.silu(h))
+
+
+class MouthEditor(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        e = cfg.mouth_edit
+        c = cfg.vae.latent_channels
+        self.cond = nn.Sequential(nn.Linear(len(MOUTH_PARAMS), e.hidden), nn.SiLU(),
+                                  nn.Linear(e.hidden, e.hidden))
+        self.stem = nn.Conv2d(c, e.channels, 3, padding=1)
+        self.down = nn.Conv2d(e.channels, e.hidden, 3, stride=2, padding=1)
+        self.blocks = nn.ModuleList(_FiLMBlock(e.hidden, e.hidden) for _ in range(e.blocks))
+        self.up = nn.Conv2d(e.hidden, e.channels, 3, padding=1)
+        self.merge = _FiLMBlock(e.channels, e.hidden)
+        self.out = nn.Conv2d(e.channels, c, 3, padding=1)
+        nn.init.zeros_(self.out.weight)     # untrained: the identity map
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, z: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
+        if z.ndim != 4 or mouth.shape != (z.shape[0], self.cond[0].in_features):
+            raise ValueError(f"mouth editor: z (N, c, h, w) and mouth (N, 3), got "
+                             f"{tuple(z.shape)} and {tuple(mouth.shape)}")
+        c = self.cond(mouth)
+        skip = self.stem(z)
+        h = self.down(F.silu(skip))
+        for block in self.blocks:
+            h = block(h, c)
+        h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+        h = self.merge(skip + self.up(h), c)
+        return z + self.out(F.silu(h))
+
+    def frames(self, z: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
+        """Chunks: z (B, F, c, h, w), mouth (B, F, 3) -> edited z (B, F, c, h, w)."""
+        b, f = z.shape[:2]
+        return self(z.flatten(0, 1), mouth.flatten(0, 1)).view_as(z)

@@ -1,0 +1,223 @@
+"""The mouth editor's own training: counterfactual renders of the world, in latent space.
+
+`npc-runtime train editor --init CKPT --out DIR` adds a `MouthEditor` (model/mouth_edit.py) to
+an LPM checkpoint that has a mouth track and trains it, alone, to turn a frame's latent into the
+latent of the same frame with another mouth. Every example is one performance vector (a frame of
+a world session: identity, head pose, gaze, blink, emotion) rendered `variants` times with
+different mouths (jaw open, lip width, lip rounding taken from other frames of the session), and
+encoded by the checkpoint's own VAE: any ordered pair (i, j) of variants is an example, input
+z_i and mouth j, target z_j. The pair differs only where the mouth differs, so the loss is
+weighted there (`mouth_weight`), or the easy identity map would drown the edit, the DiT's
+problem again.
+
+The stream feeds the editor the DiT's latents, not the VAE's, so inputs get Gaussian noise of a
+random level (`input_noise`): the editor must put the mouth in a latent that is only roughly an
+encoding. Held-out: evaluation-split sessions (identities and voices never trained on); the
+bench's probe reads the jaw from the decoded edited frames, scored against the requested jaw
+(Pearson r, and the same for the unedited input as the floor), beside the latent error in the
+mouth region against copying the input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from npc_runtime.bench.metrics import pearson
+from npc_runtime.bench.probes import Probe
+from npc_runtime.checkpoint import read_meta, save_checkpoint
+from npc_runtime.config import ModelConfig
+from npc_runtime.model.lpm import LPM
+from npc_runtime.train.flow import freeze, load_lpm
+from npc_runtime.train.mouth import MOUTH_INDEX
+from npc_runtime.world.performance import P
+from npc_runtime.world.render import render_frames
+from npc_runtime.world.session import generate_session
+
+log = logging.getLogger(__name__)
+# Held-out sessions: evaluation split, seeds away from the bench suites and the mouth track's.
+TEST_FIRST_SEED = 21_000_000
+
+
+@dataclass(frozen=True)
+class EditorTrainConfig:
+    train_sessions: int = 200
+    test_sessions: int = 8
+    session_s: float = 8.0
+    frames_per_session: int = 16
+    variants: int = 4              # renders of each frame, each with its own mouth
+    first_seed: int = 800_000      # training-split session seeds first_seed..
+    steps: int = 3000
+    batch: int = 32
+    lr: float = 1e-3
+    mouth_weight: float = 20.0     # extra loss weight where the variants differ (the mouth)
+    input_noise: float = 0.3       # max std of the noise on the input latent (unit-variance)
+    seed: int = 17
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.batch, self.train_sessions, self.test_sessions,
+               self.frames_per_session) < 1 or self.variants < 2:
+            raise ValueError(f"editor training: counts must be >= 1 and variants >= 2: {self}")
+        if self.mouth_weight < 0 or self.input_noise < 0 or self.lr <= 0:
+            raise ValueError("editor training: mouth_weight, input_noise >= 0 and lr > 0")
+
+
+def editor_config(cfg: ModelConfig) -> ModelConfig:
+    return cfg.replace(mouth_edit=replace(cfg.mouth_edit, enabled=True))
+
+
+@torch.no_grad()
+def editor_data(lpm: LPM, split: str, seeds: range, cfg: EditorTrainConfig
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> latents (N, K, c, h, w), their mouths (N, K, 3), and a mouth-region map (N, h, w)
+    in [0, 1] (where the K variants' latents differ)."""
+    rng = np.random.default_rng(cfg.seed + seeds.start)
+    sessions = [generate_session(seed, cfg.session_s, split, render=False) for seed in seeds]
+    # Mouths to give: the split's speech (NPCs are silent much of a session, and a silent
+    # mouth is one value), and variant 1 of each frame closes the mouth as in silence.
+    speech = np.concatenate([s.perf[s.speaking][:, MOUTH_INDEX] for s in sessions])
+    rest = np.concatenate([s.perf[~s.speaking][:, MOUTH_INDEX] for s in sessions])
+    if len(speech) == 0 or len(rest) == 0:
+        raise ValueError(f"editor data: sessions {seeds} hold no speech or no silence")
+    zs, mouths = [], []
+    for s in sessions:
+        frames = rng.choice(len(s.perf), cfg.frames_per_session, replace=False)
+        perf = np.repeat(s.perf[frames], cfg.variants, axis=0).reshape(
+            len(frames), cfg.variants, -1)                               # (F, K, P)
+        # Variant 0 keeps the frame's own mouth.
+        perf[:, 1:, MOUTH_INDEX] = speech[rng.integers(len(speech),
+                                                       size=(len(frames), cfg.variants - 1))]
+        perf[:, 1, MOUTH_INDEX] = rest[rng.integers(len(rest), size=len(frames))]
+        perf = perf.reshape(-1, perf.shape[-1])
+        img = render_frames(s.identity, perf, lpm.cfg.frame_size)
+        x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        z = torch.cat([lpm.vae.encode(x[i:i + 64]) for i in range(0, len(x), 64)])
+        zs.append(z.view(len(frames), cfg.variants, *z.shape[1:]))
+        mouths.append(torch.from_numpy(perf[:, MOUTH_INDEX]).float().view(len(frames),
+                                                                          cfg.variants, -1))
+    z, m = torch.cat(zs), torch.cat(mouths)
+    spread = (z - z.mean(1, keepdim=True)).abs().amax(1).sum(1)           # (N, h, w)
+    spread = F.max_pool2d(spread[:, None], 3, stride=1, padding=1)[:, 0]   # a margin
+    region = spread / spread.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
+    return z, m, region
+
+
+def _pairs(n: int, k: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    f = torch.randint(n, (size,), generator=gen)
+    i = torch.randint(k, (size,), generator=gen)
+    j = torch.randint(k, (size,), generator=gen)      # i == j too: keep a right mouth as it is
+    return f, i, j
+
+
+@torch.no_grad()
+def heldout(lpm: LPM, z: torch.Tensor, m: torch.Tensor, region: torch.Tensor,
+            noise: float = 0.0, seed: int = 0) -> dict[str, float]:
+    """Every ordered pair i != j of the held-out variants: jaw r (probe on the decoded frames)
+    and mouth-region latent RMSE, edited and unedited."""
+    n, k = z.shape[:2]
+    ii, jj = zip(*[(i, j) for i in range(k) for j in range(k) if i != j])
+    f = torch.arange(n).repeat_interleave(len(ii))
+    i, j = torch.tensor(ii).repeat(n), torch.tensor(jj).repeat(n)
+    gen = torch.Generator().manual_seed(seed)
+    src = z[f, i] + noise * torch.randn(z[f, i].shape, generator=gen)
+    edited = torch.cat([lpm.mouth_edit(src[a:a + 256], m[f, j][a:a + 256])
+                        for a in range(0, len(src), 256)])
+    w = region[f][:, None]
+
+    def rmse(x):
+        return float(((x - z[f, j]).square() * w).sum().div(w.sum() * z.shape[2]).sqrt())
+
+    probe = Probe.load()
+
+    def jaw(latents):
+        img = torch.cat([lpm.vae.decode(latents[a:a + 128]).clamp(-1, 1)
+                         for a in range(0, len(latents), 128)])
+        frames = ((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return probe.read(frames)[0][:, P["jaw_open"]]
+
+    want = m[f, j][:, 0].numpy()
+    return {"jaw_r_edited": round(pearson(jaw(edited), want), 4),
+            "jaw_r_unedited": round(pearson(jaw(src), want), 4),
+            "mouth_rmse_edited": round(rmse(edited), 4),
+            "mouth_rmse_unedited": round(rmse(src), 4)}
+
+
+def train_editor(donor: LPM, cfg: EditorTrainConfig = EditorTrainConfig(),
+                 progress: bool = True) -> tuple[LPM, dict]:
+    """-> (the donor with a trained mouth editor, report with held-out scores)."""
+    if donor.mouth is None:
+        raise ValueError("the mouth editor applies the mouth track's values: the checkpoint has "
+                         "no mouth track (add one with `npc-runtime train mouth`)")
+    if donor.mouth_edit is not None:
+        raise ValueError("the checkpoint already has a mouth editor")
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    lpm = LPM(editor_config(donor.cfg), causal=donor.causal)
+    missing = lpm.load_state_dict(donor.state_dict(), strict=False).missing_keys
+    if any(not k.startswith("mouth_edit.") for k in missing):
+        raise ValueError(f"unexpected missing weights: {missing}")
+    freeze(lpm)
+    editor = lpm.mouth_edit
+    for p in editor.parameters():
+        p.requires_grad_(True)
+    log.info("rendering %d + %d sessions x %d frames x %d mouths", cfg.train_sessions,
+             cfg.test_sessions, cfg.frames_per_session, cfg.variants)
+    z, m, region = editor_data(lpm, "train", range(cfg.first_seed,
+                                                   cfg.first_seed + cfg.train_sessions), cfg)
+    test = editor_data(lpm, "eval", range(TEST_FIRST_SEED, TEST_FIRST_SEED + cfg.test_sessions),
+                       cfg)
+    data_s = time.perf_counter() - t0
+    opt = torch.optim.AdamW(editor.parameters(), lr=cfg.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps,
+                                                pct_start=0.05)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    bar = tqdm(total=cfg.steps, desc="editor", unit="step", disable=not progress)
+    editor.train()
+    for step in range(cfg.steps):
+        f, i, j = _pairs(len(z), cfg.variants, cfg.batch, gen)
+        sigma = cfg.input_noise * torch.rand(cfg.batch, 1, 1, 1, generator=gen)
+        src = z[f, i] + sigma * torch.randn(z[f, i].shape, generator=gen)
+        w = 1.0 + cfg.mouth_weight * region[f][:, None]
+        loss = ((editor(src, m[f, j]) - z[f, j]).square() * w).mean() / w.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if not progress and (step + 1) % 500 == 0:
+            log.info("editor step %d/%d loss %.4f", step + 1, cfg.steps, loss.item())
+    bar.close()
+    editor.eval()
+    report = {"heldout": heldout(lpm, *test),
+              "heldout_noisy": heldout(lpm, *test, noise=0.5 * cfg.input_noise),
+              "data_seconds": round(data_s, 1),
+              "seconds": round(time.perf_counter() - t0, 1), "train_config": asdict(cfg)}
+    log.info("mouth editor, held-out: %s; inputs with noise %.2f: %s", report["heldout"],
+             0.5 * cfg.input_noise, report["heldout_noisy"])
+    return lpm, report
+
+
+def train_editor_checkpoint(init: str | Path, out: str | Path,
+                            cfg: EditorTrainConfig = EditorTrainConfig(),
+                            progress: bool = True) -> dict:
+    """`npc-runtime train editor`: load `init`, give it a trained mouth editor, save it."""
+    src = Path(init)
+    src = src / "export" if (src / "export" / "model.yaml").is_file() else src
+    _, trained, info = read_meta(src)
+    donor, _ = load_lpm(src, causal=bool(info.get("causal", True)))
+    lpm, report = train_editor(donor, cfg, progress)
+    h = report["heldout"]
+    info = {**info, "mouth_editor": (
+        f"trained on counterfactual renders ({cfg.steps} steps, {cfg.train_sessions} sessions), "
+        f"added to {init}; held-out jaw r {h['jaw_r_edited']:.3f} (unedited "
+        f"{h['jaw_r_unedited']:.3f})"), "mouth_editor_heldout": h}
+    save_checkpoint(out, lpm, lpm.cfg, trained=trained, info=info)
+    return report

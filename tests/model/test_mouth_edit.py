@@ -1,0 +1,92 @@
+"""The mouth editor (`mouth_edit.enabled`): off by default, the identity map until trained,
+steered by the mouth it is given, and applied in the stream before the chunk is committed."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from npc_runtime.config import MouthEditConfig
+from npc_runtime.model.audio import chunk_windows
+from npc_runtime.model.lpm import LPM
+from npc_runtime.model.mouth_edit import MouthEditor
+from npc_runtime.pipeline import PerformanceModel
+
+from .conftest import _randomize_zero_inits, micro_config
+from .test_mouth_track import _live_mouth, mouth_cfg
+from .test_streaming import _inputs, _stream
+
+
+def editor_cfg():
+    return mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True))
+
+
+def _live_editor(lpm: LPM) -> None:
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for p in lpm.mouth_edit.out.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+
+
+def test_off_by_default_and_only_with_a_track():
+    assert micro_config().mouth_edit.enabled is False
+    assert LPM(micro_config()).mouth_edit is None
+    with pytest.raises(ValueError, match="needs audio.mouth_track"):
+        micro_config().replace(mouth_edit=MouthEditConfig(enabled=True))
+    with pytest.raises(ValueError, match="multiples of 8"):
+        mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, channels=12))
+
+
+def test_untrained_it_is_the_identity_and_trained_it_follows_the_mouth():
+    torch.manual_seed(0)
+    cfg = editor_cfg()
+    editor = MouthEditor(cfg).eval()
+    z = torch.randn(6, cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size)
+    open_, closed = torch.tensor([[0.9, 0.0, 0.1]]).expand(6, 3), torch.zeros(6, 3)
+    with torch.no_grad():
+        assert torch.equal(editor(z, open_), z)          # zero-initialised output: a no-op
+        for p in editor.out.parameters():
+            p.normal_(0, 0.2)
+        a, b = editor(z, open_), editor(z, closed)
+    assert not torch.allclose(a, b)                       # the mouth steers the edit
+    with pytest.raises(ValueError, match=r"mouth \(N, 3\)"):
+        editor(z, open_[:, :2])
+
+
+@torch.inference_mode()
+def test_the_stream_shows_and_commits_the_edited_chunk(rng):
+    """Chunk 0 (no past) is the plain stream's latents through the editor; later chunks
+    differ from the plain stream because the window holds the edited chunks."""
+    plain = PerformanceModel.from_config(mouth_cfg(), seed=0)
+    _randomize_zero_inits(plain)
+    _live_mouth(plain)
+    edited = PerformanceModel(LPM(editor_cfg(), causal=True))
+    missing = edited.lpm.load_state_dict(plain.lpm.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("mouth_edit.") for k in missing)
+    refs, speak, listen, emotion = _inputs(plain, rng, 3)
+    untrained = _stream(edited, refs, speak, listen, emotion, 3)
+    base = _stream(plain, refs, speak, listen, emotion, 3)
+    torch.testing.assert_close(untrained, base)            # an untrained editor: same stream
+    _live_editor(edited.lpm)
+    edited._fingerprint = None
+    out = _stream(edited, refs, speak, listen, emotion, 3)
+    cfg = plain.cfg
+    mouth = edited.lpm.mouth.chunk_frames(chunk_windows(cfg, torch.from_numpy(speak)[None], 1))
+    torch.testing.assert_close(out[0], edited.lpm.mouth_edit.frames(base[0][None], mouth)[0])
+    assert not torch.allclose(out[0], base[0])
+    # Chunk 1's DiT output saw the edited chunk 0: it is not the plain chunk 1 edited.
+    assert not torch.allclose(out[1], base[1])
+
+
+def test_config_round_trip_keeps_the_editor(tmp_path):
+    from npc_runtime.checkpoint import load_weights, read_meta, save_checkpoint
+
+    torch.manual_seed(0)
+    lpm = LPM(editor_cfg(), causal=True)
+    _live_editor(lpm)
+    save_checkpoint(tmp_path, lpm, lpm.cfg, trained=False, info={})
+    cfg, _, _ = read_meta(tmp_path)
+    assert cfg.mouth_edit == dataclasses.replace(MouthEditConfig(), enabled=True)
+    again = LPM(cfg, causal=True)
+    load_weights(tmp_path, again)
+    torch.testing.assert_close(again.mouth_edit.out.weight, lpm.mouth_edit.out.weight)
