@@ -52,12 +52,14 @@ def test_the_editor_learns_to_put_the_mouth_in_the_shipped_latent_space():
     """With the shipped VAE, seconds of training already cut the held-out mouth-region error
     and make the probe read the requested jaw from the decoded frames (never-seen identities)."""
     donor = add_mouth_track(load_lpm("npc_runtime/weights/tiny", causal=True)[0])
-    cfg = dataclasses.replace(TINY, train_sessions=8, frames_per_session=8, steps=200,
-                              batch=16, lr=2e-3)
+    # Measured: 8-10 sessions at batch 16 stay on the identity plateau for 300 steps; 20 at
+    # batch 32 and 2e-3 leave it within 100 (held-out jaw r 0.71, 0.86 at 200).
+    cfg = dataclasses.replace(TINY, train_sessions=20, frames_per_session=8, steps=200,
+                              batch=32, lr=2e-3)
     _, report = train_editor(donor, cfg, progress=False)
     h = report["heldout"]
     assert h["mouth_rmse_edited"] < 0.8 * h["mouth_rmse_unedited"]
-    assert h["jaw_r_edited"] > h["jaw_r_unedited"] + 0.3
+    assert h["jaw_r_edited"] > h["jaw_r_unedited"] + 0.5
 
 
 def test_bad_inputs_are_refused():
