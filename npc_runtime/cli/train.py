@@ -83,19 +83,25 @@ def _reader(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mouth(args: argparse.Namespace) -> int:
-    """Add a mouth track to a checkpoint and train it on the world's speech (audio only)."""
+def _counted_config(args: argparse.Namespace, default):
+    """`--threads` applied, and `--steps/--sessions/--test-sessions` over a dataclass config's
+    defaults (the mouth track's and the editor's commands share these flags)."""
     import dataclasses
 
     import torch
-
-    from npc_runtime.train.mouth import MouthTrainConfig, train_mouth_checkpoint
 
     if args.threads:
         torch.set_num_threads(args.threads)
     changes = {k: v for k, v in (("steps", args.steps), ("train_sessions", args.sessions),
                                  ("test_sessions", args.test_sessions)) if v is not None}
-    cfg = dataclasses.replace(MouthTrainConfig(), **changes)
+    return dataclasses.replace(default, **changes)
+
+
+def _mouth(args: argparse.Namespace) -> int:
+    """Add a mouth track to a checkpoint and train it on the world's speech (audio only)."""
+    from npc_runtime.train.mouth import MouthTrainConfig, train_mouth_checkpoint
+
+    cfg = _counted_config(args, MouthTrainConfig())
     report = train_mouth_checkpoint(args.init, args.out, cfg, progress=not args.no_progress,
                                     track_from=args.track_from)
     log.info("mouth track -> %s: held-out r %s", args.out, json.dumps(report["r_heldout"]))
@@ -104,17 +110,9 @@ def _mouth(args: argparse.Namespace) -> int:
 
 def _editor(args: argparse.Namespace) -> int:
     """Add a mouth editor to a checkpoint with a mouth track; train it on counterfactual renders."""
-    import dataclasses
-
-    import torch
-
     from npc_runtime.train.editor import EditorTrainConfig, train_editor_checkpoint
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    changes = {k: v for k, v in (("steps", args.steps), ("train_sessions", args.sessions),
-                                 ("test_sessions", args.test_sessions)) if v is not None}
-    cfg = dataclasses.replace(EditorTrainConfig(), **changes)
+    cfg = _counted_config(args, EditorTrainConfig())
     report = train_editor_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
     log.info("mouth editor -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
     return 0
