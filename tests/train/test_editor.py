@@ -49,7 +49,7 @@ def test_training_moves_only_the_editor():
 
 
 def test_the_editor_learns_to_put_the_mouth_in_the_shipped_latent_space():
-    """With the shipped VAE, seconds of training already cut the held-out mouth-region error
+    """With the shipped VAE, 200 steps of training already cut the held-out mouth-region error
     and make the probe read the requested jaw from the decoded frames (never-seen identities)."""
     donor = add_mouth_track(load_lpm("npc_runtime/weights/tiny", causal=True)[0])
     # Measured: 8-10 sessions at batch 16 stay on the identity plateau for 300 steps; 20 at
