@@ -8,6 +8,7 @@ edge (`load_config`) and unknown or missing keys are errors, never silently igno
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -92,6 +93,12 @@ class MouthEditConfig:
     channels: int = 32        # width at the latent resolution
     hidden: int = 64          # width at half resolution and of the mouth embedding
     blocks: int = 3           # FiLM residual blocks at half resolution
+    # The part of the frame it works in, (top, bottom, left, right) as fractions of the frame;
+    # the rest passes through untouched. Where the world's mouth lies at every head pose: 99.8 %
+    # of the latent change a mouth makes falls inside (measured over 40 sessions' counterfactual
+    # renders, train and eval identities). A quarter of the frame: a quarter of the editor's
+    # cost, and the head, eyes and pose the DiT sampled are out of its reach. (0, 1, 0, 1): all.
+    window: tuple[float, float, float, float] = (0.4375, 0.9375, 0.25, 0.75)
 
 
 @dataclass(frozen=True)
@@ -132,11 +139,33 @@ class ModelConfig:
         if min(e.channels, e.hidden) < 8 or e.channels % 8 or e.hidden % 8 or e.blocks < 1:
             raise ValueError("mouth_edit: channels and hidden must be multiples of 8 (group "
                              "norm), blocks >= 1")
+        if len(e.window) != 4 or not (0 <= e.window[0] < e.window[1] <= 1
+                                      and 0 <= e.window[2] < e.window[3] <= 1):
+            raise ValueError(f"mouth_edit.window is (top, bottom, left, right), fractions of "
+                             f"the frame with top < bottom and left < right, got {e.window}")
 
     # Derived sizes (gpt-fast style: computed, never stored).
     @property
     def latent_size(self) -> int:
         return self.frame_size // self.vae.downsample
+
+    @property
+    def mouth_window(self) -> tuple[slice, slice]:
+        """mouth_edit.window in latent pixels (rows, cols): the fractions rounded outward, each
+        side grown to an even length (the editor halves it) and at least 2."""
+        n = self.latent_size
+
+        def side(a: float, b: float) -> slice:
+            lo, hi = math.floor(a * n), max(math.ceil(b * n), math.floor(a * n) + 1)
+            if (hi - lo) % 2:
+                hi, lo = (hi + 1, lo) if hi < n else (hi, lo - 1)
+            if lo < 0:
+                raise ValueError(f"mouth_edit.window {self.mouth_edit.window} has no even-sided "
+                                 f"region in a {n}x{n} latent")
+            return slice(lo, hi)
+
+        top, bottom, left, right = self.mouth_edit.window
+        return side(top, bottom), side(left, right)
 
     @property
     def tokens_per_frame(self) -> int:

@@ -3,7 +3,8 @@
 Interface: `MouthEditor(cfg)(z, mouth) -> z'`, z (N, c, h, w) scaled VAE latents of whole frames,
 mouth (N, 3) target jaw open, lip width and lip rounding (`MOUTH_PARAMS`, the world's
 normalised units); z' = z + a residual that is zero at initialisation (an untrained editor
-changes nothing).
+changes nothing) and zero outside the mouth window (`mouth_edit.window`, `cfg.mouth_window`),
+the lower-middle quarter of the frame: the editor sees and changes only that crop.
 
 Why a separate stage: the DiT is asked to find the mouth from a flow loss in which the mouth is a
 few percent of the latents, and four training routes left its lip sync at ~0.71 while the mouth
@@ -17,9 +18,12 @@ It is trained on counterfactual renders of the synthetic world (`npc-runtime tra
 train/editor.py): the same frame rendered with several mouths, so the target differs from the
 input only by the mouth and the loss can be focused there.
 
-Shape: a small U-Net over one frame (32x32 latent -> 16x16 and back), FiLM-conditioned on the
-mouth at every block, so the mouth values steer every feature map and the receptive field at
-16x16 (~26 latent pixels) covers the whole lower face: where the mouth is depends on head pose.
+Shape: a small U-Net over the window of one frame (16x16 latent -> 8x8 and back), FiLM-
+conditioned on the mouth at every block, so the mouth values steer every feature map and the
+receptive field at 8x8 (~26 latent pixels) covers the whole window: where the mouth is in it
+depends on head pose. Session 13's editor worked on the whole frame at 4-7 ms a frame on this
+CPU, which left the stream no margin over real time, and its edits reached the head (nods fell
+below silence's rate, docs/training.md): the window answers both.
 """
 
 from __future__ import annotations
@@ -65,21 +69,25 @@ class MouthEditor(nn.Module):
         self.out = nn.Conv2d(e.channels, c, 3, padding=1)
         nn.init.zeros_(self.out.weight)     # untrained: the identity map
         nn.init.zeros_(self.out.bias)
+        self.window = cfg.mouth_window
 
     def forward(self, z: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
         if z.ndim != 4 or mouth.shape != (z.shape[0], self.cond[0].in_features):
             raise ValueError(f"mouth editor: z (N, c, h, w) and mouth (N, 3), got "
                              f"{tuple(z.shape)} and {tuple(mouth.shape)}")
+        rows, cols = self.window
         c = self.cond(mouth)
-        skip = self.stem(z)
+        skip = self.stem(z[:, :, rows, cols])
         h = self.down(F.silu(skip))
         for block in self.blocks:
             h = block(h, c)
         h = F.interpolate(h, scale_factor=2.0, mode="nearest")
         h = self.merge(skip + self.up(h), c)
-        return z + self.out(F.silu(h))
+        # Pad the residual back to the frame rather than add in place: z may be a leaf that
+        # needs its gradient, and the sum is one fused op.
+        pad = (cols.start, z.shape[3] - cols.stop, rows.start, z.shape[2] - rows.stop)
+        return z + F.pad(self.out(F.silu(h)), pad)
 
     def frames(self, z: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
         """Chunks: z (B, F, c, h, w), mouth (B, F, 3) -> edited z (B, F, c, h, w)."""
-        b, f = z.shape[:2]
-        return self(z.flatten(0, 1), mouth.flatten(0, 1)).view_as(z)
+        return self(z.flatten(0, 1), mouth.flatten(0, 1)).reshape(z.shape)

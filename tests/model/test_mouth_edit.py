@@ -53,6 +53,48 @@ def test_untrained_it_is_the_identity_and_trained_it_follows_the_mouth():
         editor(z, open_[:, :2])
 
 
+def test_it_changes_only_its_window_and_its_gradient_reaches_only_the_window():
+    torch.manual_seed(0)
+    cfg = editor_cfg()
+    rows, cols = cfg.mouth_window
+    editor = MouthEditor(cfg)
+    for p in editor.out.parameters():
+        torch.nn.init.normal_(p, 0, 0.2)
+    z = torch.randn(2, cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size,
+                    requires_grad=True)
+    out = editor(z, torch.tensor([[0.9, 0.0, 0.1]]).expand(2, 3))
+    inside = torch.zeros_like(z, dtype=torch.bool)
+    inside[:, :, rows, cols] = True
+    assert torch.equal(out[~inside], z[~inside])          # untouched outside the window
+    assert not torch.allclose(out[inside], z[inside])
+    out.square().sum().backward()
+    # Outside, the gradient is the identity's alone: d(out^2)/dz = 2 z.
+    torch.testing.assert_close(z.grad[~inside], 2 * z.detach()[~inside])
+
+
+def test_the_window_in_latent_pixels():
+    cfg = editor_cfg()
+    # 4x4 latent: rows 1.75-3.75 round out to 1-4, odd, so grow upward (4 is the edge).
+    assert (cfg.latent_size, cfg.mouth_window) == (4, (slice(0, 4), slice(1, 3)))
+    from importlib import resources
+
+    from npc_runtime.checkpoint import read_meta
+    from npc_runtime.pipeline import DEFAULT_CHECKPOINT
+
+    # The shipped tiny: a 32x32 latent.
+    tiny = read_meta(resources.files("npc_runtime").joinpath(DEFAULT_CHECKPOINT))[0]
+    full = tiny.replace(audio=dataclasses.replace(tiny.audio, mouth_track=True),
+                        mouth_edit=MouthEditConfig(enabled=True))
+    assert full.latent_size == 32
+    # The default covers rows 14-29 and columns 8-23 of the shipped 32x32 latent: 16x16.
+    assert full.mouth_window == (slice(14, 30), slice(8, 24))
+    whole = full.replace(mouth_edit=MouthEditConfig(enabled=True, window=(0, 1, 0, 1)))
+    assert whole.mouth_window == (slice(0, 32), slice(0, 32))
+    for bad in ((0.5, 0.5, 0, 1), (0, 1.2, 0, 1), (0.2, 0.9, 0.7, 0.3), (0, 1, 0)):
+        with pytest.raises(ValueError, match="mouth_edit.window"):
+            mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, window=bad))
+
+
 @torch.inference_mode()
 def test_the_stream_shows_and_commits_the_edited_chunk(rng):
     """Chunk 0 (no past) is the plain stream's latents through the editor; later chunks
