@@ -218,6 +218,7 @@ def train_editor_checkpoint(init: str | Path, out: str | Path,
     info = {**info, "mouth_editor": (
         f"trained on counterfactual renders ({cfg.steps} steps, {cfg.train_sessions} sessions), "
         f"added to {init}; held-out jaw r {h['jaw_r_edited']:.3f} (unedited "
-        f"{h['jaw_r_unedited']:.3f})"), "mouth_editor_heldout": h}
+        f"{h['jaw_r_unedited']:.3f})"), "mouth_editor_heldout": h,
+        "recipe": f"{info.get('recipe', 'npc-runtime train')} -> editor"}
     save_checkpoint(out, lpm, lpm.cfg, trained=trained, info=info)
     return report

@@ -184,6 +184,7 @@ def train_mouth_checkpoint(init: str | Path, out: str | Path,
     info = {**info, "mouth_track": f"{how}, added to {init}; held-out r "
                                    + ", ".join(f"{k} {v:.3f}" for k, v in
                                                report["r_heldout"].items()),
-            "mouth_track_r_heldout": report["r_heldout"]}
+            "mouth_track_r_heldout": report["r_heldout"],
+            "recipe": f"{info.get('recipe', 'npc-runtime train')} -> mouth"}
     save_checkpoint(out, lpm, lpm.cfg, trained=trained, info=info)
     return report

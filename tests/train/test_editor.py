@@ -102,6 +102,7 @@ def test_the_command_writes_a_checkpoint_the_stream_loads(tmp_path, chain):
     cfg, _, info = read_meta(out)
     assert cfg.mouth_edit.enabled and cfg.audio.mouth_track
     assert "counterfactual renders" in info["mouth_editor"]
+    assert info["recipe"] == "npc-runtime train vae -> base -> online -> mouth -> editor"
     model = PerformanceModel.from_checkpoint(out)
     assert model.lpm.mouth_edit is not None
     assert model.describe()["info"]["mouth_editor_heldout"] == info["mouth_editor_heldout"]
