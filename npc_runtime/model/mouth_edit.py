@@ -23,7 +23,8 @@ conditioned on the mouth at every block, so the mouth values steer every feature
 receptive field at 8x8 (~26 latent pixels) covers the whole window: where the mouth is in it
 depends on head pose. Session 13's editor worked on the whole frame at 4-7 ms a frame on this
 CPU, which left the stream no margin over real time, and its edits reached the head (nods fell
-below silence's rate, docs/training.md): the window answers both.
+below silence's rate): the window removes the cost and two thirds of those nods
+(docs/training.md, "Session 14").
 """
 
 from __future__ import annotations
@@ -83,8 +84,8 @@ class MouthEditor(nn.Module):
             h = block(h, c)
         h = F.interpolate(h, scale_factor=2.0, mode="nearest")
         h = self.merge(skip + self.up(h), c)
-        # Pad the residual back to the frame rather than add in place: z may be a leaf that
-        # needs its gradient, and the sum is one fused op.
+        # Pad the residual back to the frame rather than add into a slice of z in place: z may
+        # need its gradient (and the caller's tensor must not change).
         pad = (cols.start, z.shape[3] - cols.stop, rows.start, z.shape[2] - rows.stop)
         return z + F.pad(self.out(F.silu(h)), pad)
 
