@@ -21,19 +21,12 @@ import torch
 
 from npc_runtime.bench.metrics import pearson
 from npc_runtime.bench.probes import Probe
-from npc_runtime.train.editor import TEST_FIRST_SEED, EditorTrainConfig, editor_data
+from npc_runtime.train.editor import (TEST_FIRST_SEED, EditorTrainConfig, editor_data,
+                                      probe_read)
 from npc_runtime.train.flow import load_lpm
 from npc_runtime.world.performance import P
 
 PARAMS = ("jaw_open", "lip_width", "smile", "sneer", "brow_raise", "eye_wide", "head_pitch")
-
-
-def read(lpm, probe: Probe, latents: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        img = torch.cat([lpm.vae.decode(latents[a:a + 128]).clamp(-1, 1)
-                         for a in range(0, len(latents), 128)])
-    frames = ((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return probe.read(frames)[0]
 
 
 def main() -> None:
@@ -52,14 +45,14 @@ def main() -> None:
     i = torch.arange(k).repeat_interleave(k).repeat(n)
     j = torch.arange(k).repeat(k * n)
     probe = Probe.load()
-    target = read(lpm, probe, z[f, j])
+    target = probe_read(lpm, probe, z[f, j])
     gen = torch.Generator().manual_seed(0)
     for noise in args.noise:
         src = z[f, i] + noise * torch.randn(z[f, i].shape, generator=gen)
         with torch.no_grad():
             edited = torch.cat([lpm.mouth_edit(src[a:a + 256], m[f, j][a:a + 256])
                                 for a in range(0, len(src), 256)])
-        e, s = read(lpm, probe, edited), read(lpm, probe, src)
+        e, s = probe_read(lpm, probe, edited), probe_read(lpm, probe, src)
         print(f"input noise {noise}  ({len(src)} pairs, {n} frames of {args.sessions} sessions)")
         print(f"  {'parameter':11s} {'|edited-target|':>16s} {'|input-target|':>15s} "
               f"{'target std':>11s} {'r(edited, target)':>18s}")

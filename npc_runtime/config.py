@@ -156,7 +156,7 @@ class ModelConfig:
         n = self.latent_size
 
         def side(a: float, b: float) -> slice:
-            lo, hi = math.floor(a * n), max(math.ceil(b * n), math.floor(a * n) + 1)
+            lo, hi = math.floor(a * n), math.ceil(b * n)    # a < b (validated): hi > lo
             if (hi - lo) % 2:
                 hi, lo = (hi + 1, lo) if hi < n else (hi, lo - 1)
             if lo < 0:

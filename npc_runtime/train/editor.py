@@ -117,6 +117,15 @@ def _pairs(n: int, k: int, size: int, gen: torch.Generator) -> tuple[torch.Tenso
 
 
 @torch.no_grad()
+def probe_read(lpm: LPM, probe: Probe, latents: torch.Tensor) -> np.ndarray:
+    """Latents (N, c, h, w) -> the probe's performance reads (N, NUM_PERF) of their decodes."""
+    img = torch.cat([lpm.vae.decode(latents[a:a + 128]).clamp(-1, 1)
+                     for a in range(0, len(latents), 128)])
+    frames = ((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return probe.read(frames)[0]
+
+
+@torch.no_grad()
 def heldout(lpm: LPM, z: torch.Tensor, m: torch.Tensor, region: torch.Tensor,
             noise: float = 0.0, seed: int = 0) -> dict[str, float]:
     """Every ordered pair i != j of the held-out variants: jaw r (probe on the decoded frames)
@@ -135,16 +144,10 @@ def heldout(lpm: LPM, z: torch.Tensor, m: torch.Tensor, region: torch.Tensor,
         return float(((x - z[f, j]).square() * w).sum().div(w.sum() * z.shape[2]).sqrt())
 
     probe = Probe.load()
-
-    def jaw(latents):
-        img = torch.cat([lpm.vae.decode(latents[a:a + 128]).clamp(-1, 1)
-                         for a in range(0, len(latents), 128)])
-        frames = ((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        return probe.read(frames)[0][:, P["jaw_open"]]
-
     want = m[f, j][:, 0].numpy()
-    return {"jaw_r_edited": round(pearson(jaw(edited), want), 4),
-            "jaw_r_unedited": round(pearson(jaw(src), want), 4),
+    jaw = P["jaw_open"]
+    return {"jaw_r_edited": round(pearson(probe_read(lpm, probe, edited)[:, jaw], want), 4),
+            "jaw_r_unedited": round(pearson(probe_read(lpm, probe, src)[:, jaw], want), 4),
             "mouth_rmse_edited": round(rmse(edited), 4),
             "mouth_rmse_unedited": round(rmse(src), 4)}
 
