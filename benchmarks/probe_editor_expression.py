@@ -21,7 +21,7 @@ import torch
 
 from npc_runtime.bench.metrics import pearson
 from npc_runtime.bench.probes import Probe
-from npc_runtime.train.editor import (TEST_FIRST_SEED, EditorTrainConfig, editor_data,
+from npc_runtime.train.editor import (TEST_FIRST_SEED, EditorTrainConfig, edit, editor_data,
                                       probe_read)
 from npc_runtime.train.flow import load_lpm
 from npc_runtime.world.performance import P
@@ -38,7 +38,7 @@ def main() -> None:
     lpm, _ = load_lpm(args.checkpoint, causal=True)
     if lpm.mouth_edit is None:
         raise SystemExit(f"{args.checkpoint} has no mouth editor (`npc-runtime train editor`)")
-    z, m, _ = editor_data(lpm, "eval", range(TEST_FIRST_SEED, TEST_FIRST_SEED + args.sessions),
+    z, m, emotion, _ = editor_data(lpm, "eval", range(TEST_FIRST_SEED, TEST_FIRST_SEED + args.sessions),
                           EditorTrainConfig(test_sessions=args.sessions))
     n, k = z.shape[:2]
     f = torch.arange(n).repeat_interleave(k * k)
@@ -49,9 +49,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     for noise in args.noise:
         src = z[f, i] + noise * torch.randn(z[f, i].shape, generator=gen)
-        with torch.no_grad():
-            edited = torch.cat([lpm.mouth_edit(src[a:a + 256], m[f, j][a:a + 256])
-                                for a in range(0, len(src), 256)])
+        edited = edit(lpm, src, m[f, j], emotion[f])
         e, s = probe_read(lpm, probe, edited), probe_read(lpm, probe, src)
         print(f"input noise {noise}  ({len(src)} pairs, {n} frames of {args.sessions} sessions)")
         print(f"  {'parameter':11s} {'|edited-target|':>16s} {'|input-target|':>15s} "

@@ -99,6 +99,16 @@ class MouthEditConfig:
     # renders, train and eval identities). A quarter of the frame: a quarter of the editor's
     # cost, and the head, eyes and pose the DiT sampled are out of its reach. (0, 1, 0, 1): all.
     window: tuple[float, float, float, float] = (0.4375, 0.9375, 0.25, 0.75)
+    # Condition the edit on the frame's emotion weights too (the designer's tags, which the
+    # stream has per frame). Smile and sneer live in the window: an editor that knows only the
+    # mouth must guess them from a noisy latent and regresses to the mean expression
+    # (session 14: smile r 0.785, sneer 0.716 on held-out renders; emotion 73.6 % -> 67.3 %).
+    emotion: bool = False
+    # Commit the edited chunk to the KV cache (True) or the DiT's own sample (False). The DiT
+    # was trained on its own latents; fed edited mouths its later head motion drifted
+    # (session 14: nods in silence 0.0 -> 2.5 a minute). With False the DiT runs exactly as
+    # without an editor and only the shown frames change.
+    commit_edited: bool = False
 
 
 @dataclass(frozen=True)

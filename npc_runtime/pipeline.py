@@ -291,11 +291,11 @@ class PerformanceModel:
             ids = [r.session_id for r in requests]
             view = self.cache.view(ids)
             ctx = self.encode_context(requests)
-            z = self.denoise_chunk(self.initial_noise(ids), ctx, view)
-            # Edited before the commit: the window the next chunks attend to holds the mouth
-            # that is shown.
-            z = self.lpm.edit_mouth(z, ctx)
-            self.commit(z, ctx, view)
+            sampled = self.denoise_chunk(self.initial_noise(ids), ctx, view)
+            z = self.lpm.edit_mouth(sampled, ctx)
+            # The window the next chunks attend to holds the DiT's own sample unless the
+            # config asks for the edited one (mouth_edit.commit_edited, config.py: why).
+            self.commit(z if self.cfg.mouth_edit.commit_edited else sampled, ctx, view)
             for sid in ids:
                 self._sessions[sid].chunk_index += 1
             return z

@@ -112,7 +112,7 @@ def _editor(args: argparse.Namespace) -> int:
     """Add a mouth editor to a checkpoint with a mouth track; train it on counterfactual renders."""
     from npc_runtime.train.editor import EditorTrainConfig, train_editor_checkpoint
 
-    cfg = _counted_config(args, EditorTrainConfig())
+    cfg = _counted_config(args, EditorTrainConfig(emotion=not args.no_emotion))
     report = train_editor_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
     log.info("mouth editor -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
     return 0
@@ -279,6 +279,8 @@ def register(subparsers) -> None:
     editor.add_argument("--steps", type=int, help="default 3000")
     editor.add_argument("--sessions", type=int, help="8 s training sessions (default 200)")
     editor.add_argument("--test-sessions", type=int, help="held-out sessions (default 8)")
+    editor.add_argument("--no-emotion", action="store_true",
+                        help="condition on the mouth alone, not on the emotion weights too")
     editor.add_argument("--threads", type=int, help="torch CPU threads")
     editor.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     editor.set_defaults(func=_editor)

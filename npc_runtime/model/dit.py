@@ -53,6 +53,8 @@ class ChunkContext:
     # (B, F, 3) the track's raw mouth values, for the mouth editor (mouth_edit.enabled); the
     # DiT never reads them, and the training helpers that slice contexts drop them.
     mouth_params: torch.Tensor | None = None
+    # (B, F, E) the raw per-frame emotion weights, for an editor with mouth_edit.emotion.
+    emotion_weights: torch.Tensor | None = None
 
 
 class SelfAttention(nn.Module):

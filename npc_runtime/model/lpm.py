@@ -109,14 +109,15 @@ class LPM(nn.Module):
         return ChunkContext(emotion=self.dit.embed_emotion(emotion),
                             speak=self.dit.audio_tokens(tokens[0], SPEAK),
                             listen=self.dit.audio_tokens(tokens[1], LISTEN),
-                            positions=positions, mouth=mouth, mouth_params=params)
+                            positions=positions, mouth=mouth, mouth_params=params,
+                            emotion_weights=emotion if self.cfg.mouth_edit.emotion else None)
 
     def edit_mouth(self, z: torch.Tensor, ctx: ChunkContext) -> torch.Tensor:
         """Sampled latents (B, F, c, h, w) -> the same with the mouth editor's mouth (the
         track's) where the model has an editor; unchanged otherwise."""
         if self.mouth_edit is None:
             return z
-        return self.mouth_edit.frames(z, ctx.mouth_params)
+        return self.mouth_edit.frames(z, ctx.mouth_params, ctx.emotion_weights)
 
     def encode_identity(self, references: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """References (B, R, 3, H, W) in [-1, 1] -> sink k, v (L, B, R*T, H, D)."""

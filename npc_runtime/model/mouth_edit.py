@@ -1,8 +1,10 @@
 """The mouth editor: sets the mouth of a generated latent frame to the mouth track's values.
 
-Interface: `MouthEditor(cfg)(z, mouth) -> z'`, z (N, c, h, w) scaled VAE latents of whole frames,
-mouth (N, 3) target jaw open, lip width and lip rounding (`MOUTH_PARAMS`, the world's
-normalised units); z' = z + a residual that is zero at initialisation (an untrained editor
+Interface: `MouthEditor(cfg)(z, mouth, emotion) -> z'`, z (N, c, h, w) scaled VAE latents of whole
+frames, mouth (N, 3) target jaw open, lip width and lip rounding (`MOUTH_PARAMS`, the world's
+normalised units), emotion (N, emotion_dim) the frame's emotion weights (read only with
+`mouth_edit.emotion`: smile and sneer sit in the window, and a noisy latent alone does not say
+how strong they are); z' = z + a residual that is zero at initialisation (an untrained editor
 changes nothing) and zero outside the mouth window (`mouth_edit.window`, `cfg.mouth_window`),
 the lower-middle quarter of the frame: the editor sees and changes only that crop.
 
@@ -60,8 +62,9 @@ class MouthEditor(nn.Module):
         super().__init__()
         e = cfg.mouth_edit
         c = cfg.vae.latent_channels
-        self.cond = nn.Sequential(nn.Linear(len(MOUTH_PARAMS), e.hidden), nn.SiLU(),
-                                  nn.Linear(e.hidden, e.hidden))
+        self.emotion_dim = cfg.emotion_dim if e.emotion else 0
+        self.cond = nn.Sequential(nn.Linear(len(MOUTH_PARAMS) + self.emotion_dim, e.hidden),
+                                  nn.SiLU(), nn.Linear(e.hidden, e.hidden))
         self.stem = nn.Conv2d(c, e.channels, 3, padding=1)
         self.down = nn.Conv2d(e.channels, e.hidden, 3, stride=2, padding=1)
         self.blocks = nn.ModuleList(_FiLMBlock(e.hidden, e.hidden) for _ in range(e.blocks))
@@ -72,12 +75,21 @@ class MouthEditor(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.window = cfg.mouth_window
 
-    def forward(self, z: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
-        if z.ndim != 4 or mouth.shape != (z.shape[0], self.cond[0].in_features):
-            raise ValueError(f"mouth editor: z (N, c, h, w) and mouth (N, 3), got "
+    def forward(self, z: torch.Tensor, mouth: torch.Tensor,
+                emotion: torch.Tensor | None = None) -> torch.Tensor:
+        n_mouth = len(MOUTH_PARAMS)
+        if z.ndim != 4 or mouth.shape != (z.shape[0], n_mouth):
+            raise ValueError(f"mouth editor: z (N, c, h, w) and mouth (N, {n_mouth}), got "
                              f"{tuple(z.shape)} and {tuple(mouth.shape)}")
+        cond = mouth
+        if self.emotion_dim:        # an editor without mouth_edit.emotion ignores the weights
+            if emotion is None or emotion.shape != (z.shape[0], self.emotion_dim):
+                got = None if emotion is None else tuple(emotion.shape)
+                raise ValueError(f"mouth editor (mouth_edit.emotion): emotion weights "
+                                 f"(N, {self.emotion_dim}) needed, got {got}")
+            cond = torch.cat([mouth, emotion.to(mouth.dtype)], dim=1)
         rows, cols = self.window
-        c = self.cond(mouth)
+        c = self.cond(cond)
         skip = self.stem(z[:, :, rows, cols])
         h = self.down(F.silu(skip))
         for block in self.blocks:
@@ -89,6 +101,9 @@ class MouthEditor(nn.Module):
         pad = (cols.start, z.shape[3] - cols.stop, rows.start, z.shape[2] - rows.stop)
         return z + F.pad(self.out(F.silu(h)), pad)
 
-    def frames(self, z: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
-        """Chunks: z (B, F, c, h, w), mouth (B, F, 3) -> edited z (B, F, c, h, w)."""
-        return self(z.flatten(0, 1), mouth.flatten(0, 1)).reshape(z.shape)
+    def frames(self, z: torch.Tensor, mouth: torch.Tensor,
+               emotion: torch.Tensor | None = None) -> torch.Tensor:
+        """Chunks: z (B, F, c, h, w), mouth (B, F, 3), emotion (B, F, E) or None -> edited z
+        (B, F, c, h, w)."""
+        emotion = None if emotion is None else emotion.flatten(0, 1)
+        return self(z.flatten(0, 1), mouth.flatten(0, 1), emotion).reshape(z.shape)

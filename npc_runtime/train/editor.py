@@ -5,7 +5,8 @@ an LPM checkpoint that has a mouth track and trains it, alone, to turn a frame's
 latent of the same frame with another mouth. Every example is one performance vector (a frame of
 a world session: identity, head pose, gaze, blink, emotion) rendered `variants` times with
 different mouths (jaw open, lip width, lip rounding taken from other frames of the session), and
-encoded by the checkpoint's own VAE: any ordered pair (i, j) of variants is an example, input
+encoded by the checkpoint's own VAE, with the frame's emotion weights (the editor's second
+condition, `emotion`: smile and sneer are in its window): any ordered pair (i, j) of variants is an example, input
 z_i and mouth j, target z_j. The pair differs only where the mouth differs, so the loss is
 weighted there (`mouth_weight`), or the easy identity map would drown the edit, the DiT's
 problem again.
@@ -59,6 +60,7 @@ class EditorTrainConfig:
     lr: float = 1e-3
     mouth_weight: float = 20.0     # extra loss weight where the variants differ (the mouth)
     input_noise: float = 0.3       # max std of the noise on the input latent (unit-variance)
+    emotion: bool = True           # condition on the emotion weights too (mouth_edit.emotion)
     seed: int = 17
 
     def __post_init__(self) -> None:
@@ -69,15 +71,15 @@ class EditorTrainConfig:
             raise ValueError("editor training: mouth_weight, input_noise >= 0 and lr > 0")
 
 
-def editor_config(cfg: ModelConfig) -> ModelConfig:
-    return cfg.replace(mouth_edit=replace(cfg.mouth_edit, enabled=True))
+def editor_config(cfg: ModelConfig, emotion: bool = True) -> ModelConfig:
+    return cfg.replace(mouth_edit=replace(cfg.mouth_edit, enabled=True, emotion=emotion))
 
 
 @torch.no_grad()
 def editor_data(lpm: LPM, split: str, seeds: range, cfg: EditorTrainConfig
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """-> latents (N, K, c, h, w), their mouths (N, K, 3), and a mouth-region map (N, h, w)
-    in [0, 1] (where the K variants' latents differ)."""
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> latents (N, K, c, h, w), their mouths (N, K, 3), the frames' emotion weights (N, E),
+    and a mouth-region map (N, h, w) in [0, 1] (where the K variants' latents differ)."""
     rng = np.random.default_rng(cfg.seed + seeds.start)
     sessions = [generate_session(seed, cfg.session_s, split, render=False) for seed in seeds]
     # Mouths to give: the split's speech (NPCs are silent much of a session, and a silent
@@ -86,7 +88,7 @@ def editor_data(lpm: LPM, split: str, seeds: range, cfg: EditorTrainConfig
     rest = np.concatenate([s.perf[~s.speaking][:, MOUTH_INDEX] for s in sessions])
     if len(speech) == 0 or len(rest) == 0:
         raise ValueError(f"editor data: sessions {seeds} hold no speech or no silence")
-    zs, mouths = [], []
+    zs, mouths, emotions = [], [], []
     for s in sessions:
         frames = rng.choice(len(s.perf), cfg.frames_per_session, replace=False)
         perf = np.repeat(s.perf[frames], cfg.variants, axis=0).reshape(
@@ -100,13 +102,14 @@ def editor_data(lpm: LPM, split: str, seeds: range, cfg: EditorTrainConfig
         x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         z = torch.cat([lpm.vae.encode(x[i:i + 64]) for i in range(0, len(x), 64)])
         zs.append(z.view(len(frames), cfg.variants, *z.shape[1:]))
+        emotions.append(torch.from_numpy(s.emotion[frames]).float())
         mouths.append(torch.from_numpy(perf[:, MOUTH_INDEX]).float().view(len(frames),
                                                                           cfg.variants, -1))
     z, m = torch.cat(zs), torch.cat(mouths)
     spread = (z - z.mean(1, keepdim=True)).abs().amax(1).sum(1)           # (N, h, w)
     spread = F.max_pool2d(spread[:, None], 3, stride=1, padding=1)[:, 0]   # a margin
     region = spread / spread.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
-    return z, m, region
+    return z, m, torch.cat(emotions), region
 
 
 def _pairs(n: int, k: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -126,7 +129,15 @@ def probe_read(lpm: LPM, probe: Probe, latents: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def heldout(lpm: LPM, z: torch.Tensor, m: torch.Tensor, region: torch.Tensor,
+def edit(lpm: LPM, z: torch.Tensor, mouth: torch.Tensor, emotion: torch.Tensor
+         ) -> torch.Tensor:
+    """The checkpoint's editor over many frames (N, ...), in batches."""
+    return torch.cat([lpm.mouth_edit(z[a:a + 256], mouth[a:a + 256], emotion[a:a + 256])
+                      for a in range(0, len(z), 256)])
+
+
+@torch.no_grad()
+def heldout(lpm: LPM, z: torch.Tensor, m: torch.Tensor, e: torch.Tensor, region: torch.Tensor,
             noise: float = 0.0, seed: int = 0) -> dict[str, float]:
     """Every ordered pair i != j of the held-out variants: jaw r (probe on the decoded frames)
     and mouth-region latent RMSE, edited and unedited."""
@@ -136,8 +147,7 @@ def heldout(lpm: LPM, z: torch.Tensor, m: torch.Tensor, region: torch.Tensor,
     i, j = torch.tensor(ii).repeat(n), torch.tensor(jj).repeat(n)
     gen = torch.Generator().manual_seed(seed)
     src = z[f, i] + noise * torch.randn(z[f, i].shape, generator=gen)
-    edited = torch.cat([lpm.mouth_edit(src[a:a + 256], m[f, j][a:a + 256])
-                        for a in range(0, len(src), 256)])
+    edited = edit(lpm, src, m[f, j], e[f])
     w = region[f][:, None]
 
     def rmse(x):
@@ -162,7 +172,7 @@ def train_editor(donor: LPM, cfg: EditorTrainConfig = EditorTrainConfig(),
         raise ValueError("the checkpoint already has a mouth editor")
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    lpm = LPM(editor_config(donor.cfg), causal=donor.causal)
+    lpm = LPM(editor_config(donor.cfg, cfg.emotion), causal=donor.causal)
     missing = lpm.load_state_dict(donor.state_dict(), strict=False).missing_keys
     if any(not k.startswith("mouth_edit.") for k in missing):
         raise ValueError(f"unexpected missing weights: {missing}")
@@ -172,7 +182,7 @@ def train_editor(donor: LPM, cfg: EditorTrainConfig = EditorTrainConfig(),
         p.requires_grad_(True)
     log.info("rendering %d + %d sessions x %d frames x %d mouths", cfg.train_sessions,
              cfg.test_sessions, cfg.frames_per_session, cfg.variants)
-    z, m, region = editor_data(lpm, "train", range(cfg.first_seed,
+    z, m, e, region = editor_data(lpm, "train", range(cfg.first_seed,
                                                    cfg.first_seed + cfg.train_sessions), cfg)
     test = editor_data(lpm, "eval", range(TEST_FIRST_SEED, TEST_FIRST_SEED + cfg.test_sessions),
                        cfg)
@@ -188,7 +198,7 @@ def train_editor(donor: LPM, cfg: EditorTrainConfig = EditorTrainConfig(),
         sigma = cfg.input_noise * torch.rand(cfg.batch, 1, 1, 1, generator=gen)
         src = z[f, i] + sigma * torch.randn(z[f, i].shape, generator=gen)
         w = 1.0 + cfg.mouth_weight * region[f][:, None]
-        loss = ((editor(src, m[f, j]) - z[f, j]).square() * w).mean() / w.mean()
+        loss = ((editor(src, m[f, j], e[f]) - z[f, j]).square() * w).mean() / w.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -219,8 +229,8 @@ def train_editor_checkpoint(init: str | Path, out: str | Path,
     lpm, report = train_editor(donor, cfg, progress)
     h = report["heldout"]
     info = {**info, "mouth_editor": (
-        f"trained on counterfactual renders ({cfg.steps} steps, {cfg.train_sessions} sessions), "
-        f"added to {init}; held-out jaw r {h['jaw_r_edited']:.3f} (unedited "
+        f"trained on counterfactual renders ({cfg.steps} steps, {cfg.train_sessions} sessions; "
+        f"conditioned on the mouth{' and the emotion' if cfg.emotion else ''}), added to {init}; held-out jaw r {h['jaw_r_edited']:.3f} (unedited "
         f"{h['jaw_r_unedited']:.3f})"), "mouth_editor_heldout": h,
         "recipe": f"{info.get('recipe', 'npc-runtime train')} -> editor"}
     save_checkpoint(out, lpm, lpm.cfg, trained=trained, info=info)

@@ -1,5 +1,6 @@
 """The mouth editor (`mouth_edit.enabled`): off by default, the identity map until trained,
-steered by the mouth it is given, and applied in the stream before the chunk is committed."""
+steered by the mouth (and with `mouth_edit.emotion` the emotion weights) it is given, applied
+to the chunks the stream shows, and fed back to the DiT's window only with `commit_edited`."""
 
 import dataclasses
 
@@ -95,14 +96,33 @@ def test_the_window_in_latent_pixels():
             mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, window=bad))
 
 
-@torch.inference_mode()
-def test_the_stream_shows_and_commits_the_edited_chunk(rng):
-    """Chunk 0 (no past) is the plain stream's latents through the editor; later chunks
-    differ from the plain stream because the window holds the edited chunks."""
-    plain = PerformanceModel.from_config(mouth_cfg(), seed=0)
-    _randomize_zero_inits(plain)
-    _live_mouth(plain)
-    edited = PerformanceModel(LPM(editor_cfg(), causal=True))
+def test_the_emotion_weights_steer_an_emotion_conditioned_editor():
+    torch.manual_seed(0)
+    cfg = mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, emotion=True))
+    editor = MouthEditor(cfg).eval()
+    for p in editor.out.parameters():
+        torch.nn.init.normal_(p, 0, 0.2)
+    z = torch.randn(2, cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size)
+    mouth = torch.tensor([[0.5, 0.0, 0.1]]).expand(2, 3)
+    happy, sad = torch.zeros(2, cfg.emotion_dim), torch.zeros(2, cfg.emotion_dim)
+    happy[:, 1], sad[:, 2] = 1.0, 1.0
+    with torch.no_grad():
+        assert not torch.allclose(editor(z, mouth, happy), editor(z, mouth, sad))
+        with pytest.raises(ValueError, match=r"emotion weights \(N, 7\) needed, got None"):
+            editor(z, mouth)
+        with pytest.raises(ValueError, match="needed, got \\(2, 6\\)"):
+            editor(z, mouth, happy[:, :6])
+        # Without mouth_edit.emotion the weights are not read.
+        plain = MouthEditor(editor_cfg()).eval()
+        for p in plain.out.parameters():
+            torch.nn.init.normal_(p, 0, 0.2)
+        assert torch.equal(plain(z, mouth, happy), plain(z, mouth, sad))
+
+
+def _edited_stream(plain, rng, **edit):
+    """A copy of `plain` with a live editor (MouthEditConfig(**edit)), streamed beside it."""
+    edited = PerformanceModel(LPM(mouth_cfg().replace(
+        mouth_edit=MouthEditConfig(enabled=True, **edit)), causal=True))
     missing = edited.lpm.load_state_dict(plain.lpm.state_dict(), strict=False).missing_keys
     assert missing and all(k.startswith("mouth_edit.") for k in missing)
     refs, speak, listen, emotion = _inputs(plain, rng, 3)
@@ -113,11 +133,37 @@ def test_the_stream_shows_and_commits_the_edited_chunk(rng):
     edited._fingerprint = None
     out = _stream(edited, refs, speak, listen, emotion, 3)
     cfg = plain.cfg
-    mouth = edited.lpm.mouth.chunk_frames(chunk_windows(cfg, torch.from_numpy(speak)[None], 1))
-    torch.testing.assert_close(out[0], edited.lpm.mouth_edit.frames(base[0][None], mouth)[0])
-    assert not torch.allclose(out[0], base[0])
-    # Chunk 1's DiT output saw the edited chunk 0: it is not the plain chunk 1 edited.
-    assert not torch.allclose(out[1], base[1])
+    chunks = chunk_windows(cfg, torch.from_numpy(speak)[None], 3)
+    mouth = edited.lpm.mouth.chunk_frames(chunks)[0].view(3, cfg.stream.chunk_frames, -1)
+    weights = torch.from_numpy(emotion).float().view(3, cfg.stream.chunk_frames, -1)
+    shown = edited.lpm.mouth_edit.frames(base, mouth, weights)  # the plain chunks, edited
+    return out, base, shown
+
+
+def _plain(rng):
+    plain = PerformanceModel.from_config(mouth_cfg(), seed=0)
+    _randomize_zero_inits(plain)
+    _live_mouth(plain)
+    return plain
+
+
+@torch.inference_mode()
+def test_the_stream_shows_the_edited_chunk_and_commits_the_sampled_one(rng):
+    """Default (commit_edited False): the DiT's window holds its own samples, so every chunk
+    is the plain stream's chunk through the editor, the mouth track's values and the frames'
+    emotion weights."""
+    out, base, shown = _edited_stream(_plain(rng), rng, emotion=True)
+    assert not torch.allclose(out, base)
+    torch.testing.assert_close(out, shown)
+
+
+@torch.inference_mode()
+def test_commit_edited_feeds_the_edited_chunk_back(rng):
+    """commit_edited: chunk 0 (no past) is still the plain chunk edited; chunk 1's DiT output
+    saw the edited chunk 0, so it is not the plain chunk 1 edited."""
+    out, base, shown = _edited_stream(_plain(rng), rng, commit_edited=True)
+    torch.testing.assert_close(out[0], shown[0])
+    assert not torch.allclose(out[1], shown[1], atol=1e-4, rtol=0)
 
 
 def test_config_round_trip_keeps_the_editor(tmp_path):

@@ -39,11 +39,14 @@ def _shipped_without_editor() -> LPM:
 
 def test_the_data_differs_only_by_the_mouth():
     """Variants of a frame share everything but jaw, lip width and rounding; variant 0 keeps
-    the frame's own mouth and variant 1 a silent one."""
+    the frame's own mouth and variant 1 a silent one; each frame comes with its session's
+    emotion weights."""
     lpm = _donor()
-    z, m, region = editor_data(lpm, "train", range(800_000, 800_003), TINY)
+    z, m, e, region = editor_data(lpm, "train", range(800_000, 800_003), TINY)
     n, k = TINY.train_sessions * TINY.frames_per_session, TINY.variants
     assert z.shape[:2] == (n, k) and m.shape == (n, k, len(MOUTH_INDEX))
+    assert e.shape == (n, lpm.cfg.emotion_dim)
+    torch.testing.assert_close(e.sum(1), torch.ones(n))      # weights: neutral takes the rest
     assert region.shape == (n, *z.shape[-2:]) and 0 <= float(region.min())
     assert float(region.amax((1, 2)).min()) == pytest.approx(1.0)
     assert float(m[:, 1, 0].max()) < float(m[:, 2:, 0].max())   # silence vs speech jaws
@@ -52,7 +55,8 @@ def test_the_data_differs_only_by_the_mouth():
 def test_training_moves_only_the_editor():
     donor = _donor()
     lpm, report = train_editor(donor, TINY, progress=False)
-    assert lpm.cfg.mouth_edit.enabled and donor.mouth_edit is None
+    assert lpm.cfg.mouth_edit.enabled and lpm.cfg.mouth_edit.emotion
+    assert donor.mouth_edit is None
     theirs = donor.state_dict()
     for k, v in lpm.state_dict().items():
         if not k.startswith("mouth_edit."):
@@ -100,8 +104,10 @@ def test_the_command_writes_a_checkpoint_the_stream_loads(tmp_path, chain):
     assert main(["train", "editor", "--init", str(track), "--out", str(out), "--steps", "40",
                  "--sessions", "3", "--test-sessions", "3", "--no-progress"]) == 0
     cfg, _, info = read_meta(out)
-    assert cfg.mouth_edit.enabled and cfg.audio.mouth_track
+    assert cfg.mouth_edit.enabled and cfg.audio.mouth_track and cfg.mouth_edit.emotion
+    assert not cfg.mouth_edit.commit_edited
     assert "counterfactual renders" in info["mouth_editor"]
+    assert "conditioned on the mouth and the emotion" in info["mouth_editor"]
     assert info["recipe"] == "npc-runtime train vae -> base -> online -> mouth -> editor"
     model = PerformanceModel.from_checkpoint(out)
     assert model.lpm.mouth_edit is not None
