@@ -109,6 +109,14 @@ class MouthEditConfig:
     # (session 14: nods in silence 0.0 -> 2.5 a minute). With False the DiT runs exactly as
     # without an editor and only the shown frames change.
     commit_edited: bool = False
+    # Edit only while the NPC speaks. A frame is edited when the SPEAK audio of the frames within
+    # `gate_frames` of it is louder than `gate_rms` (RMS of each frame's 640 samples, full scale
+    # 1.0): fully from two such frames, half from one (a two-frame fade at each end of a line).
+    # Elsewhere the shown frame is the DiT's own: the editor is a lip-sync corrector, and a
+    # listening or silent face is the DiT's to draw (session 15: edits of a closed mouth in
+    # silence read as head nods). 0: edit every frame.
+    gate_rms: float = 0.003
+    gate_frames: int = 3
 
 
 @dataclass(frozen=True)
@@ -153,6 +161,11 @@ class ModelConfig:
                                       and 0 <= e.window[2] < e.window[3] <= 1):
             raise ValueError(f"mouth_edit.window is (top, bottom, left, right), fractions of "
                              f"the frame with top < bottom and left < right, got {e.window}")
+        if e.enabled and (e.gate_rms < 0 or not
+                          0 <= e.gate_frames <= min(a.history_frames, a.lookahead_frames)):
+            raise ValueError(f"mouth_edit: gate_rms >= 0 and gate_frames in 0.."
+                             f"{min(a.history_frames, a.lookahead_frames)} (the audio window's "
+                             f"history and lookahead), got {e.gate_rms}, {e.gate_frames}")
 
     # Derived sizes (gpt-fast style: computed, never stored).
     @property

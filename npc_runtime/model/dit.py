@@ -55,6 +55,9 @@ class ChunkContext:
     mouth_params: torch.Tensor | None = None
     # (B, F, E) the raw per-frame emotion weights, for an editor with mouth_edit.emotion.
     emotion_weights: torch.Tensor | None = None
+    # (B, F) in [0, 1]: how much of the editor's edit each frame gets (mouth_edit.gate_rms:
+    # speech in the SPEAK window near the frame); None: all of it.
+    edit_gate: torch.Tensor | None = None
 
 
 class SelfAttention(nn.Module):

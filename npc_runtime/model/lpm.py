@@ -18,7 +18,7 @@ from npc_runtime.model.audio import AudioEncoder, MouthTrack
 from npc_runtime.model.dispatch import write_pages_impl
 from npc_runtime.model.dit import LISTEN, SPEAK, ChunkContext, LPMDiT
 from npc_runtime.model.kv_cache import CacheView, PagePool
-from npc_runtime.model.mouth_edit import MouthEditor
+from npc_runtime.model.mouth_edit import MouthEditor, speech_gate
 from npc_runtime.model.vae import VAE
 
 
@@ -102,22 +102,26 @@ class LPM(nn.Module):
         # One encoder call for both channels (shared weights): half the small-matmul overhead.
         tokens = self.audio(torch.cat([speak, listen]).reshape(2 * b * n, s))
         tokens = tokens.view(2, b, n, *tokens.shape[1:])
-        mouth = params = None
+        mouth = params = gate = None
         if self.mouth is not None:
             params = self.mouth.chunk_frames(speak)
             mouth = self.dit.embed_mouth(params)
+        if self.mouth_edit is not None and self.cfg.mouth_edit.gate_rms > 0:
+            gate = speech_gate(self.cfg, speak)
         return ChunkContext(emotion=self.dit.embed_emotion(emotion),
                             speak=self.dit.audio_tokens(tokens[0], SPEAK),
                             listen=self.dit.audio_tokens(tokens[1], LISTEN),
                             positions=positions, mouth=mouth, mouth_params=params,
-                            emotion_weights=emotion if self.cfg.mouth_edit.emotion else None)
+                            emotion_weights=emotion if self.cfg.mouth_edit.emotion else None,
+                            edit_gate=gate)
 
     def edit_mouth(self, z: torch.Tensor, ctx: ChunkContext) -> torch.Tensor:
         """Sampled latents (B, F, c, h, w) -> the same with the mouth editor's mouth (the
-        track's) where the model has an editor; unchanged otherwise."""
+        track's) where the model has an editor, as much as ctx.edit_gate says (frames where
+        the NPC is silent come back as sampled); unchanged otherwise."""
         if self.mouth_edit is None:
             return z
-        return self.mouth_edit.frames(z, ctx.mouth_params, ctx.emotion_weights)
+        return self.mouth_edit.frames(z, ctx.mouth_params, ctx.emotion_weights, ctx.edit_gate)
 
     def encode_identity(self, references: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """References (B, R, 3, H, W) in [-1, 1] -> sink k, v (L, B, R*T, H, D)."""

@@ -101,9 +101,42 @@ class MouthEditor(nn.Module):
         pad = (cols.start, z.shape[3] - cols.stop, rows.start, z.shape[2] - rows.stop)
         return z + F.pad(self.out(F.silu(h)), pad)
 
-    def frames(self, z: torch.Tensor, mouth: torch.Tensor,
-               emotion: torch.Tensor | None = None) -> torch.Tensor:
-        """Chunks: z (B, F, c, h, w), mouth (B, F, 3), emotion (B, F, E) or None -> edited z
-        (B, F, c, h, w)."""
+    def frames(self, z: torch.Tensor, mouth: torch.Tensor, emotion: torch.Tensor | None = None,
+               gate: torch.Tensor | None = None) -> torch.Tensor:
+        """Chunks: z (B, F, c, h, w), mouth (B, F, 3), emotion (B, F, E) or None, gate (B, F)
+        in [0, 1] or None (edit every frame) -> z + gate * (edit(z) - z), (B, F, c, h, w).
+        Frames with gate 0 are returned as they came and cost nothing."""
+        flat, mouth = z.flatten(0, 1), mouth.flatten(0, 1)
         emotion = None if emotion is None else emotion.flatten(0, 1)
-        return self(z.flatten(0, 1), mouth.flatten(0, 1), emotion).reshape(z.shape)
+        if gate is None:
+            return self(flat, mouth, emotion).reshape(z.shape)
+        if gate.shape != z.shape[:2]:
+            raise ValueError(f"mouth editor: gate (B, F) = {tuple(z.shape[:2])} needed, got "
+                             f"{tuple(gate.shape)}")
+        g = gate.flatten().to(z.dtype)
+        on = torch.nonzero(g > 0).squeeze(1)
+        if len(on) == 0:
+            return z
+        edited = self(flat[on], mouth[on], None if emotion is None else emotion[on])
+        w = g[on].view(-1, 1, 1, 1)
+        return flat.index_copy(0, on, flat[on] + w * (edited - flat[on])).reshape(z.shape)
+
+
+def speech_gate(cfg: ModelConfig, windows: torch.Tensor) -> torch.Tensor:
+    """SPEAK chunk windows (B, n_chunks, Sw) -> each chunk frame's edit weight (B, n_chunks * C)
+    in {0, 0.5, 1}: the number of frames within `mouth_edit.gate_frames` of it whose audio RMS
+    exceeds `mouth_edit.gate_rms`, halved and capped at 1. Reads only the window (the stream's
+    history and lookahead), so the gate is as causal as the audio tokens."""
+    a, c, e = cfg.audio, cfg.stream.chunk_frames, cfg.mouth_edit
+    spf = cfg.samples_per_frame
+    b, n, s = windows.shape
+    slots = a.history_frames + c + a.lookahead_frames
+    lead = a.win - a.hop            # the window opens this many samples before its first frame
+    if s != lead + slots * spf:
+        raise ValueError(f"speech gate: windows of {lead + slots * spf} samples needed, got {s}")
+    pcm = windows[..., lead:].reshape(b, n, slots, spf)
+    loud = (pcm.float().square().mean(-1).sqrt() > e.gate_rms).float()     # (B, n, slots)
+    k = e.gate_frames
+    # Frame f of the chunk is slot history + f; its span is slots history + f - k .. + k.
+    span = loud.unfold(2, 2 * k + 1, 1)[:, :, a.history_frames - k:a.history_frames - k + c]
+    return (span.sum(-1) / 2).clamp(max=1.0).reshape(b, n * c)

@@ -10,7 +10,7 @@ import torch
 from npc_runtime.config import MouthEditConfig
 from npc_runtime.model.audio import chunk_windows
 from npc_runtime.model.lpm import LPM
-from npc_runtime.model.mouth_edit import MouthEditor
+from npc_runtime.model.mouth_edit import MouthEditor, speech_gate
 from npc_runtime.pipeline import PerformanceModel
 
 from .conftest import _randomize_zero_inits, micro_config
@@ -164,6 +164,59 @@ def test_commit_edited_feeds_the_edited_chunk_back(rng):
     out, base, shown = _edited_stream(_plain(rng), rng, commit_edited=True)
     torch.testing.assert_close(out[0], shown[0])
     assert not torch.allclose(out[1], shown[1], atol=1e-4, rtol=0)
+
+
+def test_the_speech_gate_opens_around_the_npcs_speech_and_nowhere_else():
+    cfg = editor_cfg()
+    spf, c = cfg.samples_per_frame, cfg.stream.chunk_frames
+    audio = torch.zeros(1, 6 * c * spf)
+    gen = torch.Generator().manual_seed(0)
+    audio[0, 10 * spf:14 * spf] = 0.1 * torch.randn(4 * spf, generator=gen)
+    gate = speech_gate(cfg, chunk_windows(cfg, audio, 6))[0]
+    # Speech in frames 10-13, gate_frames 3: half at 7 and 16 (one loud frame in reach), full
+    # between, zero beyond.
+    expected = torch.zeros(24)
+    expected[8:16], expected[[7, 16]] = 1.0, 0.5
+    torch.testing.assert_close(gate, expected)
+    # A noise floor under gate_rms does not open it.
+    hum = torch.full_like(audio, 1e-4)
+    assert torch.equal(speech_gate(cfg, chunk_windows(cfg, hum, 6)), torch.zeros(1, 24))
+    with pytest.raises(ValueError, match="windows of"):
+        speech_gate(cfg, chunk_windows(cfg, audio, 6)[..., 1:])
+    with pytest.raises(ValueError, match="gate_frames in 0..4"):
+        mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, gate_frames=5))
+    with pytest.raises(ValueError, match="gate_rms >= 0"):
+        mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, gate_rms=-1.0))
+
+
+@torch.inference_mode()
+def test_a_silent_npc_is_shown_as_the_dit_drew_it(rng):
+    """Frames whose SPEAK audio is silent (beyond gate_frames) are the plain stream's, bit for
+    bit; frames the gate half opens are half edited; speech frames are fully edited; with
+    gate_rms 0 every frame is edited."""
+    plain = _plain(rng)
+    cfg = plain.cfg
+    spf, c = cfg.samples_per_frame, cfg.stream.chunk_frames
+    refs, speak, listen, emotion = _inputs(plain, rng, 3)
+    speak[:10 * spf] = 0.0                                  # the NPC starts speaking at frame 10
+    base = _stream(plain, refs, speak, listen, emotion, 3)
+    for gate_rms in (0.003, 0.0):
+        edited = PerformanceModel(LPM(mouth_cfg().replace(
+            mouth_edit=MouthEditConfig(enabled=True, gate_rms=gate_rms)), causal=True))
+        edited.lpm.load_state_dict(plain.lpm.state_dict(), strict=False)
+        _live_editor(edited.lpm)
+        out = _stream(edited, refs, speak, listen, emotion, 3).flatten(0, 1)
+        chunks = chunk_windows(cfg, torch.from_numpy(speak)[None], 3)
+        mouth = edited.lpm.mouth.chunk_frames(chunks)[0].view(3, c, -1)
+        shown = edited.lpm.mouth_edit.frames(base, mouth).flatten(0, 1)   # every frame edited
+        flat = base.flatten(0, 1)
+        if gate_rms:
+            assert torch.equal(out[:7], flat[:7])
+            torch.testing.assert_close(out[7], flat[7] + 0.5 * (shown[7] - flat[7]))
+            torch.testing.assert_close(out[8:], shown[8:])
+        else:
+            torch.testing.assert_close(out, shown)
+        assert not torch.allclose(shown[:7], flat[:7])      # there was an edit to leave out
 
 
 def test_config_round_trip_keeps_the_editor(tmp_path):
