@@ -1,0 +1,68 @@
+"""Where does an editor checkpoint's nod count differ from its plain student's? Bench cases, probe pitch.
+
+    .venv/bin/python benchmarks/probe_editor_nods.py EDITOR [--plain npc_runtime/weights/tiny]
+        [--cases world-002 world-004 world-007]
+
+Streams each full-suite case through both checkpoints exactly as `npc-runtime train bench`
+does (same performer, seed and probe), and prints the probe's head-pitch difference (editor -
+plain) while the NPC speaks and, as a maximum, where it does not (the bench's quiet frames: 0.4 s
+away from its speech), then each checkpoint's nods (the bench's own detector, `events`) with the
+ones that fall in the bench's silence and how many frames each lies from the nearest speech
+frame. With a speech-gated editor (`mouth_edit.gate_rms`) and the DiT's own sample committed
+(`commit_edited: false`), quiet frames are the plain student's bit for bit, so any nod that
+differs there was moved by edited frames within reach of the detector's 1.5 s high-pass and its
+prominence bases. docs/training.md, "Session 17". ~1 minute a case and checkpoint, 1 thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+from npc_runtime.bench import metrics as M
+from npc_runtime.bench.cases import build_suite
+from npc_runtime.bench.probes import Probe
+from npc_runtime.bench.runner import observe
+from npc_runtime.train.performers import OnlineLPMPerformer
+from npc_runtime.world.performance import P
+
+FPS = 25.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("editor")
+    ap.add_argument("--plain", default="npc_runtime/weights/tiny")
+    ap.add_argument("--cases", nargs="+", default=["world-002", "world-004", "world-007"])
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cases = {c.name: c for c in build_suite("full", long_stream_s=1.0)}
+    unknown = sorted(set(args.cases) - set(cases))
+    if unknown:
+        raise SystemExit(f"not full-suite cases: {unknown} (known: {sorted(cases)})")
+    probe = Probe.load()
+    performers = {"plain": OnlineLPMPerformer(args.plain), "editor": OnlineLPMPerformer(args.editor)}
+    for name in args.cases:
+        case = cases[name]
+        pitch = {k: observe(p, case, probe).perf_hat[:, P["head_pitch"]]
+                 for k, p in performers.items()}
+        speaking = case.speaking
+        quiet = ~M.dilate(speaking, int(0.4 * FPS))
+        silence = quiet & ~M.dilate(case.listening, int(1.0 * FPS))
+        d = pitch["editor"] - pitch["plain"]
+        print(f"{name}: head pitch editor - plain while speaking: mean {d[speaking].mean():+.4f}, "
+              f"mean |.| {np.abs(d[speaking]).mean():.4f}; quiet frames: max |.| "
+              f"{np.abs(d[quiet]).max():.5f}")
+        speech = np.flatnonzero(speaking)
+        for k in performers:
+            nods = M.events(pitch[k], FPS, prominence=0.2, highpass_s=1.5)
+            in_silence = [int(n) for n in nods if silence[n]]
+            away = [int(np.abs(speech - n).min()) for n in in_silence] if len(speech) else []
+            print(f"  {k:6s} {len(nods)} nods; in silence at frames {in_silence} "
+                  f"({away} frames from speech)")
+
+
+if __name__ == "__main__":
+    main()
