@@ -1,10 +1,13 @@
 """Where does an editor checkpoint's nod count differ from its plain student's? Bench cases, probe pitch.
 
-    .venv/bin/python benchmarks/probe_editor_nods.py EDITOR [--plain npc_runtime/weights/tiny]
+    .venv/bin/python benchmarks/probe_editor_nods.py EDITOR [--plain CKPT]
         [--cases world-002 world-004 world-007]
 
-Streams each full-suite case through both checkpoints exactly as `npc-runtime train bench`
-does (same performer, seed and probe), and prints the probe's head-pitch difference (editor -
+Streams each full-suite case through the editor checkpoint and a plain one exactly as
+`npc-runtime train bench` does (same performer, seed and probe); the plain stream is by default
+the editor checkpoint with its editor taken out (with `commit_edited: false` the DiT then runs
+exactly as it does under the editor; e.g. the default `npc_runtime/weights/tiny`), or --plain's
+checkpoint (e.g. git `bd15261:npc_runtime/weights/tiny`, the student before an editor). It prints the probe's head-pitch difference (editor -
 plain) while the NPC speaks and, as a maximum, where it does not (the bench's quiet frames: 0.4 s
 away from its speech), then each checkpoint's nods (the bench's own detector, `events`) with the
 ones that fall in the bench's silence and how many frames each lies from the nearest speech
@@ -34,7 +37,7 @@ FPS = 25.0
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("editor")
-    ap.add_argument("--plain", default="npc_runtime/weights/tiny")
+    ap.add_argument("--plain", help="plain checkpoint (default: EDITOR without its editor)")
     ap.add_argument("--cases", nargs="+", default=["world-002", "world-004", "world-007"])
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -43,7 +46,18 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"not full-suite cases: {unknown} (known: {sorted(cases)})")
     probe = Probe.load()
-    performers = {"plain": OnlineLPMPerformer(args.plain), "editor": OnlineLPMPerformer(args.editor)}
+    editor = OnlineLPMPerformer(args.editor)
+    if editor.model.lpm.mouth_edit is None:
+        raise SystemExit(f"{args.editor} has no mouth editor (`npc-runtime train editor`)")
+    if args.plain:
+        plain = OnlineLPMPerformer(args.plain)
+    elif editor.model.cfg.mouth_edit.commit_edited:
+        raise SystemExit("its editor commits edited chunks (commit_edited): without the editor "
+                         "the DiT would run differently; pass --plain")
+    else:
+        plain = OnlineLPMPerformer(args.editor)
+        plain.model.lpm.mouth_edit = None       # edit_mouth then returns the DiT's own sample
+    performers = {"plain": plain, "editor": editor}
     for name in args.cases:
         case = cases[name]
         pitch = {k: observe(p, case, probe).perf_hat[:, P["head_pitch"]]
