@@ -189,6 +189,29 @@ def test_the_speech_gate_opens_around_the_npcs_speech_and_nowhere_else():
         mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, gate_rms=-1.0))
 
 
+def test_the_gate_is_per_session_and_frame_in_a_batch():
+    """Several NPCs stepped together: each frame gets its own session's gate, and a batch with
+    every gate closed is returned as it came (the editor is not run)."""
+    torch.manual_seed(0)
+    cfg = editor_cfg()
+    editor = MouthEditor(cfg).eval()
+    for p in editor.out.parameters():
+        torch.nn.init.normal_(p, 0, 0.2)
+    c, h = cfg.vae.latent_channels, cfg.latent_size
+    z, mouth = torch.randn(2, 4, c, h, h), torch.rand(2, 4, 3)
+    gate = torch.tensor([[0.0, 0.0, 0.5, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    with torch.no_grad():
+        full = editor.frames(z, mouth)
+        out = editor.frames(z, mouth, gate=gate)
+        assert torch.equal(out[0, :2], z[0, :2])
+        torch.testing.assert_close(out[0, 2], z[0, 2] + 0.5 * (full[0, 2] - z[0, 2]))
+        torch.testing.assert_close(out[0, 3], full[0, 3])
+        torch.testing.assert_close(out[1], full[1])
+        assert editor.frames(z, mouth, gate=torch.zeros(2, 4)) is z
+        with pytest.raises(ValueError, match=r"gate \(B, F\) = \(2, 4\) needed"):
+            editor.frames(z, mouth, gate=gate[:, :3])
+
+
 @torch.inference_mode()
 def test_a_silent_npc_is_shown_as_the_dit_drew_it(rng):
     """Frames whose SPEAK audio is silent (beyond gate_frames) are the plain stream's, bit for
