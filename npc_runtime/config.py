@@ -162,8 +162,9 @@ class ModelConfig:
             raise ValueError(f"mouth_edit.window is (top, bottom, left, right), fractions of "
                              f"the frame with top < bottom and left < right, got {e.window}")
         if e.enabled and (e.gate_rms < 0 or not
-                          0 <= e.gate_frames <= min(a.history_frames, a.lookahead_frames)):
-            raise ValueError(f"mouth_edit: gate_rms >= 0 and gate_frames in 0.."
+                          1 <= e.gate_frames <= min(a.history_frames, a.lookahead_frames)):
+            # gate_frames 0 would leave a frame one loud frame (half an edit) at most.
+            raise ValueError(f"mouth_edit: gate_rms >= 0 and gate_frames in 1.."
                              f"{min(a.history_frames, a.lookahead_frames)} (the audio window's "
                              f"history and lookahead), got {e.gate_rms}, {e.gate_frames}")
 

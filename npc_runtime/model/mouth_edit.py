@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from npc_runtime.config import ModelConfig
-from npc_runtime.model.audio import MOUTH_PARAMS
+from npc_runtime.model.audio import MOUTH_PARAMS, audio_window_samples
 
 
 class _FiLMBlock(nn.Module):
@@ -130,11 +130,12 @@ def speech_gate(cfg: ModelConfig, windows: torch.Tensor) -> torch.Tensor:
     a, c, e = cfg.audio, cfg.stream.chunk_frames, cfg.mouth_edit
     spf = cfg.samples_per_frame
     b, n, s = windows.shape
+    if s != audio_window_samples(cfg):
+        raise ValueError(f"speech gate: windows of {audio_window_samples(cfg)} samples needed, "
+                         f"got {s}")
     slots = a.history_frames + c + a.lookahead_frames
-    lead = a.win - a.hop            # the window opens this many samples before its first frame
-    if s != lead + slots * spf:
-        raise ValueError(f"speech gate: windows of {lead + slots * spf} samples needed, got {s}")
-    pcm = windows[..., lead:].reshape(b, n, slots, spf)
+    # The window opens with the first mel frame's lead-in (audio_span); then a frame per slot.
+    pcm = windows[..., s - slots * spf:].reshape(b, n, slots, spf)
     loud = (pcm.float().square().mean(-1).sqrt() > e.gate_rms).float()     # (B, n, slots)
     k = e.gate_frames
     # Frame f of the chunk is slot history + f; its span is slots history + f - k .. + k.

@@ -183,8 +183,9 @@ def test_the_speech_gate_opens_around_the_npcs_speech_and_nowhere_else():
     assert torch.equal(speech_gate(cfg, chunk_windows(cfg, hum, 6)), torch.zeros(1, 24))
     with pytest.raises(ValueError, match="windows of"):
         speech_gate(cfg, chunk_windows(cfg, audio, 6)[..., 1:])
-    with pytest.raises(ValueError, match="gate_frames in 0..4"):
-        mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, gate_frames=5))
+    for frames in (0, 5):
+        with pytest.raises(ValueError, match="gate_frames in 1..4"):
+            mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, gate_frames=frames))
     with pytest.raises(ValueError, match="gate_rms >= 0"):
         mouth_cfg().replace(mouth_edit=MouthEditConfig(enabled=True, gate_rms=-1.0))
 
