@@ -95,7 +95,7 @@ class PerformanceModel:
 
     def __init__(self, lpm: LPM, trained: bool = False, info: dict[str, Any] | None = None,
                  device: str | torch.device = "cpu", max_sessions: int = 8,
-                 steps: int | None = None) -> None:
+                 steps: int | None = None, emotion_gain: float | None = None) -> None:
         if not lpm.causal:
             raise ValueError("PerformanceModel streams an Online (causal) LPM")
         self.device = torch.device(device)
@@ -106,6 +106,10 @@ class PerformanceModel:
         self.info = dict(info or {})
         self.steps = steps or self.cfg.stream.online_steps
         self.timesteps = flow_timesteps(self.steps, self.cfg.stream.timestep_shift)
+        # The checkpoint's stream.emotion_gain unless the caller overrides it (bench sweeps).
+        self.emotion_gain = self.cfg.stream.emotion_gain if emotion_gain is None else emotion_gain
+        if not 0 < self.emotion_gain <= 4:
+            raise ValueError(f"emotion_gain must be in (0, 4], got {self.emotion_gain}")
         self.max_sessions = max_sessions
         cfg = self.cfg
         spec = KVCacheSpec(num_layers=cfg.dit.depth, num_heads=cfg.dit.heads,
@@ -207,7 +211,9 @@ class PerformanceModel:
             "sample_rate": self.sample_rate,
             "max_sessions": self.max_sessions,
             "device": str(self.device),
-            "info": self.info,
+            # The gain the stream runs with, where it is not the trained condition's 1.
+            "info": {**self.info, **({"emotion_gain": self.emotion_gain}
+                                     if self.emotion_gain != 1.0 else {})},
         }
 
     def audio_span(self, chunk_index: int) -> tuple[int, int]:
@@ -329,7 +335,7 @@ class PerformanceModel:
         first = torch.tensor([self._sessions[r.session_id].chunk_index * c for r in requests])
         positions = first[:, None] + torch.arange(c)                        # (B, C)
         return self.lpm.context(speak[:, None].to(dev), listen[:, None].to(dev),
-                                emotion.to(dev), positions.to(dev))
+                                emotion.to(dev), positions.to(dev), self.emotion_gain)
 
     def initial_noise(self, session_ids: list[int]) -> torch.Tensor:
         """Per-session generators: a session's frames do not depend on who shares its batch."""

@@ -96,8 +96,11 @@ class LPM(nn.Module):
         return self.dit.audio_tokens(tokens.view(b, n, *tokens.shape[1:]), channel)
 
     def context(self, speak: torch.Tensor, listen: torch.Tensor, emotion: torch.Tensor,
-                positions: torch.Tensor) -> ChunkContext:
-        """speak/listen (B, n_chunks, Sw) windows, emotion (B, F, E), positions (B, F)."""
+                positions: torch.Tensor, emotion_gain: float = 1.0) -> ChunkContext:
+        """speak/listen (B, n_chunks, Sw) windows, emotion (B, F, E), positions (B, F).
+
+        emotion_gain != 1 extrapolates the DiT's emotion embedding away from neutral's
+        (stream.emotion_gain, config.py: why); the editor still gets the tagged weights."""
         b, n, s = speak.shape
         # One encoder call for both channels (shared weights): half the small-matmul overhead.
         tokens = self.audio(torch.cat([speak, listen]).reshape(2 * b * n, s))
@@ -108,12 +111,25 @@ class LPM(nn.Module):
             mouth = self.dit.embed_mouth(params)
         if self.mouth_edit is not None and self.cfg.mouth_edit.gate_rms > 0:
             gate = speech_gate(self.cfg, speak)
-        return ChunkContext(emotion=self.dit.embed_emotion(emotion),
+        return ChunkContext(emotion=self.embed_emotion(emotion, emotion_gain),
                             speak=self.dit.audio_tokens(tokens[0], SPEAK),
                             listen=self.dit.audio_tokens(tokens[1], LISTEN),
                             positions=positions, mouth=mouth, mouth_params=params,
                             emotion_weights=emotion if self.cfg.mouth_edit.emotion else None,
                             edit_gate=gate)
+
+    def embed_emotion(self, emotion: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        """(B, F, E) weights -> (B, F, d) conditioning, `gain` times as far from neutral's."""
+        embedded = self.dit.embed_emotion(emotion)
+        if gain == 1.0:
+            return embedded
+        neutral = torch.zeros_like(emotion[..., :1, :])
+        neutral[..., 0] = 1.0                       # the vocabulary's neutral is its first tag
+        base = self.dit.embed_emotion(neutral)
+        # Neutral frames keep their embedding bit for bit (e - e_n is only ~0 in float: the
+        # two embeddings come from matmuls of different shapes).
+        is_neutral = (emotion == neutral).all(-1, keepdim=True)
+        return torch.where(is_neutral, embedded, base + gain * (embedded - base))
 
     def edit_mouth(self, z: torch.Tensor, ctx: ChunkContext) -> torch.Tensor:
         """Sampled latents (B, F, c, h, w) -> the same with the mouth editor's mouth (the

@@ -47,6 +47,8 @@ def load_model(config: ServerConfig):
     kwargs = {"max_sessions": config.limits.max_sessions, "device": config.device}
     if config.model_steps:
         kwargs["steps"] = config.model_steps
+    if config.model_emotion_gain:
+        kwargs["emotion_gain"] = config.model_emotion_gain
     name = config.model
     if not name:
         return PerformanceModel.load_default(**kwargs)

@@ -147,6 +147,9 @@ class ServerConfig:
     # a checkpoint.
     model: str = ""
     model_steps: int = 0                  # sampling steps per chunk; 0 = the checkpoint's own
+    # How far tagged emotions are pushed from neutral (the model's stream.emotion_gain;
+    # docs/model.md); 0 = the checkpoint's own. Above it faces read stronger, and less like the NPC.
+    model_emotion_gain: float = 0.0
     warmup_chunks: int = 2                # chunks run at startup so the first client is not slow
     shutdown_grace_s: float = 5.0         # SIGTERM: streams drain this long, then close
     # torch intra-op threads of the engine; 0 = torch's default. On a shared, oversubscribed CPU
@@ -161,6 +164,9 @@ class ServerConfig:
     def validate(self) -> "ServerConfig":
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.model_emotion_gain and not 0 < self.model_emotion_gain <= 4:
+            raise ValueError(f"model_emotion_gain must be 0 (the checkpoint's own) or in "
+                             f"(0, 4], got {self.model_emotion_gain}")
         if self.torch_threads < 0 or not -1 <= self.metrics_port <= 65535:
             raise ValueError("torch_threads must be >= 0 and metrics_port -1..65535")
         self.limits.validate()

@@ -33,14 +33,15 @@ def _emotion(case: BenchCase, n_frames: int) -> np.ndarray:
 
 class OnlineLPMPerformer:
     def __init__(self, checkpoint: str | Path, name: str = "online_lpm", seed: int = 0,
-                 n_refs: int = 4) -> None:
-        self.model = PerformanceModel.from_checkpoint(checkpoint)
+                 n_refs: int = 4, emotion_gain: float | None = None) -> None:
+        self.model = PerformanceModel.from_checkpoint(checkpoint, emotion_gain=emotion_gain)
         self.name, self.seed, self.n_refs = name, seed, n_refs
         self.settings = {"checkpoint": str(checkpoint), "path": "streaming (paged KV cache)",
                          "steps_per_chunk": self.model.steps,
                          "commit_pass": True, "references": n_refs,
                          "mouth_track": self.model.lpm.mouth is not None,
-                         "mouth_editor": self.model.lpm.mouth_edit is not None}
+                         "mouth_editor": self.model.lpm.mouth_edit is not None,
+                         "emotion_gain": self.model.emotion_gain}
 
     @torch.inference_mode()
     def perform(self, case: BenchCase) -> Iterator[np.ndarray]:
