@@ -1,7 +1,7 @@
 """Sweep the Online LPM's stream.emotion_gain on a bench suite: one report, one performer a gain.
 
     .venv/bin/python benchmarks/sweep_emotion_gain.py [CKPT] --gains 1 1.5 2 \
-        [--suite dev] [--out out/gain_dev] [--threads 2]
+        [--suite dev | --select N [--seconds 40]] [--out out/gain_dev] [--threads 2]
 
 Every gain streams the same cases through the real streaming path (`OnlineLPMPerformer`, the
 performer `npc-runtime train bench` uses, same seed and probe); only the emotion condition's
@@ -9,7 +9,9 @@ distance from neutral differs (config.py, StreamConfig.emotion_gain). Prints, pe
 the gain is meant to move (emotion accuracy at the issue's definition, its windows, the
 dominant-emotion confusions) beside what it must not break (lip sync, identity, nods in
 listening vs silence, quiet mouth, FPD, fps). Choose a gain on `dev` (the suite kept for model
-selection); report it with `train bench` on `full`. docs/training.md, "Session 18".
+selection) or on `--select N`: N more cases of the same kind (eval identities, lines and voices;
+world indices 106.., which no suite uses), for more windows than dev's 30; report the choice
+with `train bench` on `full`. docs/training.md, "Session 18".
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from npc_runtime.bench import metrics as M
-from npc_runtime.bench.cases import build_suite
+from npc_runtime.bench.cases import build_suite, world_case
 from npc_runtime.bench.probes import Probe
 from npc_runtime.bench.report import run_quality
 from npc_runtime.emotions import DEFAULT_VOCABULARY
@@ -70,12 +72,21 @@ def main() -> None:
     ap.add_argument("checkpoint", nargs="?", default="npc_runtime/weights/tiny")
     ap.add_argument("--gains", type=float, nargs="+", default=[1.0, 1.5, 2.0])
     ap.add_argument("--suite", default="dev")
+    ap.add_argument("--select", type=int, default=0,
+                    help="instead of a suite: N selection cases (world indices 106..)")
+    ap.add_argument("--seconds", type=float, default=40.0, help="length of a selection case")
     ap.add_argument("--out", default="out/gain_sweep")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    cases = [c for c in build_suite(args.suite) if not c.name.startswith("long-")]
+    if args.select:
+        # Past dev's 100..105; quick/full use 0..7 and the long stream 500.
+        cases = [world_case(i, args.seconds, name=f"select-{i:03d}")
+                 for i in range(106, 106 + args.select)]
+        args.suite = f"select ({args.select} x {args.seconds:g} s)"
+    else:
+        cases = [c for c in build_suite(args.suite) if not c.name.startswith("long-")]
     probe = Probe.load()
     performers = [_Recording(OnlineLPMPerformer(args.checkpoint, name=f"gain_{g:g}",
                                                 emotion_gain=g)) for g in args.gains]

@@ -17,6 +17,7 @@ uninterrupted run), `--smoke` for a seconds-long micro run. Multi-process:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import shutil
@@ -61,7 +62,6 @@ def _export(args: argparse.Namespace) -> int:
 
 def _reader(args: argparse.Namespace) -> int:
     """The Online stage's latent reader, on the latents of a checkpoint's VAE."""
-    import dataclasses
 
     import torch
 
@@ -86,7 +86,6 @@ def _reader(args: argparse.Namespace) -> int:
 def _counted_config(args: argparse.Namespace, default):
     """`--threads` applied, and `--steps/--sessions/--test-sessions` over a dataclass config's
     defaults (the mouth track's and the editor's commands share these flags)."""
-    import dataclasses
 
     import torch
 
@@ -216,8 +215,20 @@ def _ship(args: argparse.Namespace) -> int:
     src, dest = Path(args.export), Path(args.dest)
     cfg, trained, info = read_meta(src)
     PerformanceModel.from_checkpoint(src)          # loads and validates every tensor
+    gain = cfg.stream.emotion_gain
+    if args.emotion_gain is not None:
+        try:
+            gain = cfg.replace(stream=dataclasses.replace(
+                cfg.stream, emotion_gain=args.emotion_gain)).stream.emotion_gain
+        except ValueError as e:
+            raise SystemExit(f"--emotion-gain: {e}") from e
     if args.bench:  # read before anything is copied: a bad report changes nothing
-        info.update(bench_info(json.loads(Path(args.bench).read_text()), args.bench))
+        report = json.loads(Path(args.bench).read_text())
+        info.update(bench_info(report, args.bench))
+        benched = report["performers"]["online_lpm"].get("settings", {}).get("emotion_gain", 1.0)
+        if benched != gain:
+            raise SystemExit(f"{args.bench} benched the stream at emotion_gain {benched}; the "
+                             f"shipped checkpoint would stream at {gain} (--emotion-gain)")
     merged = _with_decoder(src, args.vae, info) if args.vae else None
     dest.mkdir(parents=True, exist_ok=True)
     if merged is not None:
@@ -226,10 +237,12 @@ def _ship(args: argparse.Namespace) -> int:
     else:
         for name in ("model.safetensors", "model.yaml"):
             shutil.copyfile(src / name, dest / name)
-    if args.bench:
-        # The bench's verdict travels with the weights (ServerInfo.model.info shows it).
+    if args.bench or args.emotion_gain is not None:
+        # The bench's verdict travels with the weights (ServerInfo.model.info shows it), and
+        # the stream's emotion gain with the config it belongs to.
         meta = yaml.safe_load((dest / "model.yaml").read_text())
         meta["info"] = info
+        meta["config"].setdefault("stream", {})["emotion_gain"] = gain
         (dest / "model.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     size = (dest / "model.safetensors").stat().st_size / 2**20
     log.info("shipped %s (%s, trained=%s, %.1f MiB) -> %s; info: %s", src, cfg.name, trained,
@@ -310,4 +323,7 @@ def register(subparsers) -> None:
                                       "checks are recorded in the shipped model.yaml")
     ship.add_argument("--vae", help="swap in this checkpoint's VAE decoder (a decoder-only "
                                     "fine-tune of the same VAE: the latent space must match)")
+    ship.add_argument("--emotion-gain", type=float,
+                      help="stream.emotion_gain of the shipped config (docs/model.md); default: "
+                           "the export's own. A --bench report must have streamed at this gain")
     ship.set_defaults(func=_ship)

@@ -174,6 +174,35 @@ def test_ship_records_bench_scores_and_refuses_a_report_without_the_online_lpm(c
     assert not (tmp_path / "never").exists()
 
 
+def test_ship_sets_the_emotion_gain_only_as_benched(chain, tmp_path):
+    from npc_runtime.cli import main
+
+    _, online = chain["online"]
+    src = str(online / "export")
+    with pytest.raises(SystemExit, match="emotion_gain must be in"):
+        main(["train", "ship", src, "--dest", str(tmp_path / "never"), "--emotion-gain", "9"])
+    agg = {"lip_sync_corr": 0.42, "lip_sync_offset_frames": 1, "identity_csim": 0.9,
+           "emotion_accuracy": 0.5, "fps": 30.0}
+    report = {"suite": "quick", "suite_version": 1, "performers": {"online_lpm": {
+        "aggregate": agg, "settings": {"emotion_gain": 1.0}}}}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="emotion_gain 1.0"):
+        main(["train", "ship", src, "--dest", str(tmp_path / "never"), "--emotion-gain", "1.5",
+              "--bench", str(tmp_path / "report.json")])
+    assert not (tmp_path / "never").exists()
+    assert main(["train", "ship", src, "--dest", str(tmp_path / "gained"),
+                 "--emotion-gain", "1.5"]) == 0
+    cfg, _, _ = read_meta(tmp_path / "gained")
+    assert cfg.stream.emotion_gain == 1.5
+    assert PerformanceModel.from_checkpoint(tmp_path / "gained").emotion_gain == 1.5
+    report["performers"]["online_lpm"]["settings"]["emotion_gain"] = 1.5
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert main(["train", "ship", str(tmp_path / "gained"), "--dest", str(tmp_path / "shipped"),
+                 "--bench", str(tmp_path / "report.json")]) == 0
+    cfg, _, info = read_meta(tmp_path / "shipped")
+    assert cfg.stream.emotion_gain == 1.5 and info["bench_lip_sync_corr"] == 0.42
+
+
 def test_bench_runs_a_suites_long_stream_through_the_online_lpm_alone(chain, tmp_path,
                                                                       monkeypatch):
     import npc_runtime.bench.cases as cases
