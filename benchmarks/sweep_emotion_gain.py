@@ -51,20 +51,15 @@ class _Recording:
 
 
 def confusions(frames: np.ndarray, case, probe: Probe, fps: float) -> Counter:
-    """(tag, read) pairs over the case's strong windows, as `emotion_scores` scores them."""
+    """(tag, read) pairs over the case's strong windows, as `emotion_scores` scores them
+    (the frames are read by the probe again: the bench keeps no readings)."""
     perf, _ = probe.read(frames)
     ref = probe.read(case.references[:1])[0][0]
     read = M.per_second((perf - ref)[:, EXPRESSION_INDEX], fps)
     want = M.per_second(np.asarray(case.emotion, np.float32), fps)
-    out: Counter = Counter()
     tags = DEFAULT_VOCABULARY.tags
-    for d, w in zip(M.decode_emotion(read), want):
-        tag = int(np.argmax(w[1:])) + 1
-        if w[tag] < 0.5:
-            continue
-        pred = int(np.argmax(d[1:])) + 1
-        out[(tags[tag], tags[pred] if d[pred] >= 0.2 else "neutral")] += 1
-    return out
+    return Counter((tags[tag], tags[pred]) for _, w, tag, pred in M.labelled_windows(read, want)
+                   if tag and w[tag] >= 0.5)
 
 
 def main() -> None:

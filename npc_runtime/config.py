@@ -223,6 +223,10 @@ class ModelConfig:
     def replace(self, **changes: Any) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
 
+    def with_emotion_gain(self, gain: float) -> "ModelConfig":
+        """The same model streaming at stream.emotion_gain `gain` (validated)."""
+        return self.replace(stream=dataclasses.replace(self.stream, emotion_gain=gain))
+
 
 def _tiny() -> ModelConfig:
     # 4x VAE (32x32x4 latents) patched 4x4: 64 tokens a frame, as the 8x VAE patched 2x2 of

@@ -106,10 +106,10 @@ class PerformanceModel:
         self.info = dict(info or {})
         self.steps = steps or self.cfg.stream.online_steps
         self.timesteps = flow_timesteps(self.steps, self.cfg.stream.timestep_shift)
-        # The checkpoint's stream.emotion_gain unless the caller overrides it (bench sweeps).
-        self.emotion_gain = self.cfg.stream.emotion_gain if emotion_gain is None else emotion_gain
-        if not 0 < self.emotion_gain <= 4:
-            raise ValueError(f"emotion_gain must be in (0, 4], got {self.emotion_gain}")
+        # The checkpoint's stream.emotion_gain unless the caller overrides it (sidecar config,
+        # bench sweeps); the config validates it.
+        self.emotion_gain = (self.cfg if emotion_gain is None else
+                             self.cfg.with_emotion_gain(emotion_gain)).stream.emotion_gain
         self.max_sessions = max_sessions
         cfg = self.cfg
         spec = KVCacheSpec(num_layers=cfg.dit.depth, num_heads=cfg.dit.heads,

@@ -96,6 +96,20 @@ def decode_emotion(expr: np.ndarray) -> np.ndarray:
     return out
 
 
+def labelled_windows(read: np.ndarray, want: np.ndarray, neutral_below: float = 0.2):
+    """Per one-second window with a clear label: (decoded weights, tagged weights, tagged
+    index, read index), index 0 = neutral (a tag or a reading under `neutral_below`).
+    read (N, 6) expression offsets, want (N, vocab) tagged weights."""
+    for d, w in zip(decode_emotion(read), want):
+        tag = int(np.argmax(w[1:])) + 1
+        if w[tag] < neutral_below:
+            tag = 0
+        elif w[tag] < 0.3:
+            continue  # mid-transition or a weak blend: no clear label
+        pred = int(np.argmax(d[1:])) + 1
+        yield d, w, tag, (0 if d[pred] < neutral_below else pred)
+
+
 def emotion_scores(perf_hat: np.ndarray, emotion: np.ndarray, fps: float,
                    neutral_below: float = 0.2, strong_from: float = 0.5) -> dict:
     """Per one-second window: decoded dominant emotion vs tagged, intensity error, correlation.
@@ -108,23 +122,15 @@ def emotion_scores(perf_hat: np.ndarray, emotion: np.ndarray, fps: float,
     read = per_second(perf_hat[:, EXPRESSION_INDEX], fps)
     want = per_second(emotion, fps)
     expected = want @ EXPRESSION_BASIS[:, EXPRESSION_INDEX]
-    decoded = decode_emotion(read)
     correct, total, strong, strong_correct, err = 0, 0, 0, 0, []
-    for d, w in zip(decoded, want):
-        tag = int(np.argmax(w[1:])) + 1
-        is_neutral = w[tag] < neutral_below
-        if not is_neutral and w[tag] < 0.3:
-            continue  # mid-transition or a weak blend: no clear label
-        pred = int(np.argmax(d[1:])) + 1
-        pred_neutral = d[pred] < neutral_below
-        hit = (pred_neutral and is_neutral) or (not pred_neutral and not is_neutral
-                                                and pred == tag)
+    for d, w, tag, pred in labelled_windows(read, want, neutral_below):
+        hit = tag == pred
         total += 1
         correct += hit
-        if w[tag] >= strong_from:
+        if tag and w[tag] >= strong_from:
             strong += 1
             strong_correct += hit
-        if not is_neutral:
+        if tag:
             err.append(abs(d[tag] - w[tag]))
     corrs = [pearson(read[:, j], expected[:, j]) for j in range(read.shape[1])
              if expected[:, j].std() > 1e-3]

@@ -17,7 +17,6 @@ uninterrupted run), `--smoke` for a seconds-long micro run. Multi-process:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import shutil
@@ -62,6 +61,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _reader(args: argparse.Namespace) -> int:
     """The Online stage's latent reader, on the latents of a checkpoint's VAE."""
+    import dataclasses
 
     import torch
 
@@ -86,6 +86,7 @@ def _reader(args: argparse.Namespace) -> int:
 def _counted_config(args: argparse.Namespace, default):
     """`--threads` applied, and `--steps/--sessions/--test-sessions` over a dataclass config's
     defaults (the mouth track's and the editor's commands share these flags)."""
+    import dataclasses
 
     import torch
 
@@ -218,8 +219,7 @@ def _ship(args: argparse.Namespace) -> int:
     gain = cfg.stream.emotion_gain
     if args.emotion_gain is not None:
         try:
-            gain = cfg.replace(stream=dataclasses.replace(
-                cfg.stream, emotion_gain=args.emotion_gain)).stream.emotion_gain
+            gain = cfg.with_emotion_gain(args.emotion_gain).stream.emotion_gain
         except ValueError as e:
             raise SystemExit(f"--emotion-gain: {e}") from e
     if args.bench:  # read before anything is copied: a bad report changes nothing
