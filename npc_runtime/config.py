@@ -126,6 +126,29 @@ class MouthEditConfig:
 
 
 @dataclass(frozen=True)
+class NodConfig:
+    # Listening nods (`model/nod.py`): a nod track reads the partner's (LISTEN) voice and
+    # starts a nod where a listener would (the partner's pauses and line ends); a nod editor,
+    # the mouth editor's U-Net conditioned on a head-pitch offset instead of a mouth, tilts the
+    # sampled face by the nod's curve. Off in checkpoints that predate it; `npc-runtime train
+    # nod` adds it. Why not the DiT: distilled to 2 steps it averages the partner-timed nods of
+    # its teacher away (3.7 a minute against the truth's 17.6; docs/training.md, session 19).
+    enabled: bool = False
+    hidden: int = 32            # the track's GRU width
+    lookahead_frames: int = 4   # the track decides frame t having heard up to t + this (<= audio's)
+    threshold: float = 0.5      # onset probability at which a nod starts
+    amplitude: float = 0.6      # head pitch at the nod's peak (world units; its nods: 0.45-0.8)
+    duration_frames: int = 12   # length of the nod's sin^2 bump (the world's: 0.5 s)
+    refractory_frames: int = 8  # after a nod ends, no new one for this long
+    channels: int = 32          # the editor's U-Net, as mouth_edit's
+    hidden_edit: int = 64
+    blocks: int = 3
+    # Where a head-pitch change moves the latent (99.4 % of it over 40 sessions' counterfactual
+    # renders, pitch +0.7 / -0.3, train and eval identities): rows 0-30, columns 4-28 of 32.
+    window: tuple[float, float, float, float] = (0.0, 0.9375, 0.125, 0.875)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "tiny"
     frame_size: int = 128
@@ -135,6 +158,7 @@ class ModelConfig:
     dit: DiTConfig = field(default_factory=DiTConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     mouth_edit: MouthEditConfig = field(default_factory=MouthEditConfig)
+    nod: NodConfig = field(default_factory=NodConfig)
 
     def __post_init__(self) -> None:
         down = self.vae.downsample
@@ -166,16 +190,27 @@ class ModelConfig:
         if min(e.channels, e.hidden) < 8 or e.channels % 8 or e.hidden % 8 or e.blocks < 1:
             raise ValueError("mouth_edit: channels and hidden must be multiples of 8 (group "
                              "norm), blocks >= 1")
-        if len(e.window) != 4 or not (0 <= e.window[0] < e.window[1] <= 1
-                                      and 0 <= e.window[2] < e.window[3] <= 1):
-            raise ValueError(f"mouth_edit.window is (top, bottom, left, right), fractions of "
-                             f"the frame with top < bottom and left < right, got {e.window}")
+        _check_window("mouth_edit.window", e.window)
         if e.enabled and (e.gate_rms < 0 or not
                           1 <= e.gate_frames <= min(a.history_frames, a.lookahead_frames)):
             # gate_frames 0 would leave a frame one loud frame (half an edit) at most.
             raise ValueError(f"mouth_edit: gate_rms >= 0 and gate_frames in 1.."
                              f"{min(a.history_frames, a.lookahead_frames)} (the audio window's "
                              f"history and lookahead), got {e.gate_rms}, {e.gate_frames}")
+
+        n = self.nod
+        if not 0 <= n.lookahead_frames <= a.lookahead_frames:
+            raise ValueError(f"nod.lookahead_frames must be in 0..{a.lookahead_frames} (the "
+                             f"audio window's lookahead), got {n.lookahead_frames}")
+        if not 0 < n.threshold < 1 or not 0 < n.amplitude <= 2 or n.duration_frames < 2 \
+                or n.refractory_frames < 0 or n.hidden < 1:
+            raise ValueError(f"nod: threshold in (0, 1), amplitude in (0, 2], duration_frames "
+                             f">= 2, refractory_frames >= 0, hidden >= 1, got {n}")
+        if min(n.channels, n.hidden_edit) < 8 or n.channels % 8 or n.hidden_edit % 8 \
+                or n.blocks < 1:
+            raise ValueError("nod: channels and hidden_edit must be multiples of 8 (group "
+                             "norm), blocks >= 1")
+        _check_window("nod.window", n.window)
 
     # Derived sizes (gpt-fast style: computed, never stored).
     @property
@@ -186,6 +221,15 @@ class ModelConfig:
     def mouth_window(self) -> tuple[slice, slice]:
         """mouth_edit.window in latent pixels (rows, cols): the fractions rounded outward, each
         side grown to an even length (the editor halves it) and at least 2."""
+        return self.latent_window(self.mouth_edit.window, "mouth_edit.window")
+
+    @property
+    def nod_window(self) -> tuple[slice, slice]:
+        """nod.window in latent pixels (rows, cols), as mouth_window."""
+        return self.latent_window(self.nod.window, "nod.window")
+
+    def latent_window(self, window: tuple[float, float, float, float], name: str
+                      ) -> tuple[slice, slice]:
         n = self.latent_size
 
         def side(a: float, b: float) -> slice:
@@ -193,11 +237,11 @@ class ModelConfig:
             if (hi - lo) % 2:
                 hi, lo = (hi + 1, lo) if hi < n else (hi, lo - 1)
             if lo < 0:
-                raise ValueError(f"mouth_edit.window {self.mouth_edit.window} has no even-sided "
-                                 f"region in a {n}x{n} latent")
+                raise ValueError(f"{name} {window} has no even-sided region in a {n}x{n} "
+                                 f"latent")
             return slice(lo, hi)
 
-        top, bottom, left, right = self.mouth_edit.window
+        top, bottom, left, right = window
         return side(top, bottom), side(left, right)
 
     @property
@@ -291,6 +335,12 @@ def dataclass_to_dict(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [dataclass_to_dict(v) for v in value]
     return value
+
+
+def _check_window(name: str, w: tuple[float, ...]) -> None:
+    if len(w) != 4 or not (0 <= w[0] < w[1] <= 1 and 0 <= w[2] < w[3] <= 1):
+        raise ValueError(f"{name} is (top, bottom, left, right), fractions of the frame with "
+                         f"top < bottom and left < right, got {w}")
 
 
 def config_to_dict(cfg: ModelConfig) -> dict[str, Any]:

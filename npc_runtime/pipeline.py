@@ -35,6 +35,7 @@ from npc_runtime.model.audio import audio_span, audio_window_samples
 from npc_runtime.model.dit import ChunkContext
 from npc_runtime.model.kv_cache import CacheView, KVCacheManager, KVCacheSpec, PagePool
 from npc_runtime.model.lpm import LPM, CachedAttend
+from npc_runtime.model.nod import NodState, nod_offsets
 from npc_runtime.sampler import flow_timesteps, sample_euler
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class _Session:
     identity: IdentityEncoding
     generator: torch.Generator
     chunk_index: int = 0
+    nod: NodState = field(default_factory=NodState)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -266,7 +268,7 @@ class PerformanceModel:
     def reset_session(self, session_id: int) -> None:
         """Forget the stream's past (window) but keep identity; the chunk clock continues."""
         with self._lock:
-            self._session(session_id)
+            self._session(session_id).nod = NodState()
             self.cache.reset(session_id)
 
     def chunk_index(self, session_id: int) -> int:
@@ -302,6 +304,7 @@ class PerformanceModel:
             # The window the next chunks attend to holds the DiT's own sample unless the
             # config asks for the edited one (mouth_edit.commit_edited, config.py: why).
             self.commit(z if self.cfg.mouth_edit.commit_edited else sampled, ctx, view)
+            z = self.nod(z, requests)
             for sid in ids:
                 self._sessions[sid].chunk_index += 1
             return z
@@ -354,6 +357,22 @@ class PerformanceModel:
             return self.lpm.dit(x, torch.full((b, c), t, device=x.device), ctx, attend)
 
         return sample_euler(velocity, noise, self.timesteps)
+
+    def nod(self, z: torch.Tensor, requests: list[ChunkRequest]) -> torch.Tensor:
+        """Listening nods (model/nod.py), where the model has a nod track: advance each
+        session's track on its LISTEN window and tilt the frames of any nod it runs."""
+        track = self.lpm.nod_track
+        if track is None:
+            return z
+        states = [self._sessions[r.session_id].nod for r in requests]
+        listen = torch.from_numpy(np.stack([np.asarray(r.listen, np.float32) for r in requests]))
+        hidden = self.cfg.nod.hidden
+        h = torch.stack([torch.zeros(hidden) if s.h is None else s.h for s in states])[None]
+        logits, h = track.chunk(listen.to(self.device), h.to(self.device))
+        offsets = nod_offsets(self.cfg, torch.sigmoid(logits).cpu(), states)
+        for b, state in enumerate(states):
+            state.h = h[0, b].cpu()
+        return self.lpm.nod_edit.frames(z, offsets.to(self.device))
 
     def decode(self, z: torch.Tensor) -> np.ndarray:
         b, c = z.shape[:2]

@@ -6,6 +6,7 @@
     npc-runtime train reader --vae runs/base_f4e/export --out runs/reader_tiny   # latent reader
     npc-runtime train mouth --init runs/online_tiny/export --out runs/mouth_tiny  # + mouth track
     npc-runtime train editor --init runs/mouth_tiny --out runs/editor_tiny       # + mouth editor
+    npc-runtime train nod --init runs/editor_tiny --out runs/nod_tiny            # + listening nods
     npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
     npc-runtime train ship runs/vae_tiny/export          # -> npc_runtime/weights/tiny
 
@@ -115,6 +116,27 @@ def _editor(args: argparse.Namespace) -> int:
     cfg = _counted_config(args, EditorTrainConfig(emotion=not args.no_emotion))
     report = train_editor_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
     log.info("mouth editor -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
+    return 0
+
+
+def _nod(args: argparse.Namespace) -> int:
+    """Add listening nods (a nod track and a nod editor) to a checkpoint and train them."""
+    import dataclasses
+
+    import torch
+
+    from npc_runtime.train.nod import NodTrainConfig, train_nod_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    changes = {k: v for k, v in (("track_steps", args.track_steps),
+                                 ("track_sessions", args.track_sessions),
+                                 ("editor_steps", args.editor_steps),
+                                 ("editor_sessions", args.editor_sessions)) if v is not None}
+    cfg = dataclasses.replace(NodTrainConfig(), **changes)
+    report = train_nod_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
+    log.info("listening nods -> %s: track %s; editor %s", args.out,
+             json.dumps(report["track_heldout"]), json.dumps(report["editor_heldout"]))
     return 0
 
 
@@ -297,6 +319,17 @@ def register(subparsers) -> None:
     editor.add_argument("--threads", type=int, help="torch CPU threads")
     editor.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     editor.set_defaults(func=_editor)
+    nod = sub.add_parser("nod", help="add listening nods to a checkpoint: a nod track (audio "
+                                     "only) and a nod editor (counterfactual renders), minutes")
+    nod.add_argument("--init", required=True, help="an LPM checkpoint (or run) to add them to")
+    nod.add_argument("--out", required=True, help="output checkpoint directory")
+    nod.add_argument("--track-steps", type=int, help="default 1500")
+    nod.add_argument("--track-sessions", type=int, help="30 s dialogue sessions (default 400)")
+    nod.add_argument("--editor-steps", type=int, help="default 2000")
+    nod.add_argument("--editor-sessions", type=int, help="8 s rendered sessions (default 120)")
+    nod.add_argument("--threads", type=int, help="torch CPU threads")
+    nod.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    nod.set_defaults(func=_nod)
     export = sub.add_parser("export", help="export a run's latest checkpoint (mid-run)")
     export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
     export.add_argument("--dest", help="default: RUN/export")

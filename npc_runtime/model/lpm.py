@@ -19,6 +19,7 @@ from npc_runtime.model.dispatch import write_pages_impl
 from npc_runtime.model.dit import LISTEN, SPEAK, ChunkContext, LPMDiT
 from npc_runtime.model.kv_cache import CacheView, PagePool
 from npc_runtime.model.mouth_edit import MouthEditor, speech_gate
+from npc_runtime.model.nod import NodEditor, NodTrack
 from npc_runtime.model.vae import VAE
 
 
@@ -87,6 +88,8 @@ class LPM(nn.Module):
         self.mouth = MouthTrack(cfg) if cfg.audio.mouth_track else None
         self.dit = LPMDiT(cfg)
         self.mouth_edit = MouthEditor(cfg) if cfg.mouth_edit.enabled else None
+        self.nod_track = NodTrack(cfg) if cfg.nod.enabled else None
+        self.nod_edit = NodEditor(cfg) if cfg.nod.enabled else None
 
     # ------------------------------------------------------------------ conditioning
     def encode_audio(self, windows: torch.Tensor, channel: int) -> torch.Tensor:

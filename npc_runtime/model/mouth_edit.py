@@ -32,48 +32,29 @@ below silence's rate): the window removes the cost and two thirds of those nods
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.audio import MOUTH_PARAMS, audio_window_samples
+from npc_runtime.model.latent_edit import LatentEditor
 
 
-class _FiLMBlock(nn.Module):
-    """Residual conv block whose features are scaled and shifted by the mouth embedding."""
-
-    def __init__(self, ch: int, cond: int) -> None:
-        super().__init__()
-        self.norm1 = nn.GroupNorm(8, ch)
-        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.norm2 = nn.GroupNorm(8, ch)
-        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.film = nn.Linear(cond, 2 * ch)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.film(c)[:, :, None, None].chunk(2, dim=1)
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.norm2(h) * (1 + scale) + shift
-        return x + self.conv2(F.silu(h))
-
-
-class MouthEditor(nn.Module):
+class MouthEditor(LatentEditor):
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
         e = cfg.mouth_edit
-        c = cfg.vae.latent_channels
-        self.emotion_dim = cfg.emotion_dim if e.emotion else 0
-        self.cond = nn.Sequential(nn.Linear(len(MOUTH_PARAMS) + self.emotion_dim, e.hidden),
-                                  nn.SiLU(), nn.Linear(e.hidden, e.hidden))
-        self.stem = nn.Conv2d(c, e.channels, 3, padding=1)
-        self.down = nn.Conv2d(e.channels, e.hidden, 3, stride=2, padding=1)
-        self.blocks = nn.ModuleList(_FiLMBlock(e.hidden, e.hidden) for _ in range(e.blocks))
-        self.up = nn.Conv2d(e.hidden, e.channels, 3, padding=1)
-        self.merge = _FiLMBlock(e.channels, e.hidden)
-        self.out = nn.Conv2d(e.channels, c, 3, padding=1)
-        nn.init.zeros_(self.out.weight)     # untrained: the identity map
-        nn.init.zeros_(self.out.bias)
-        self.window = cfg.mouth_window
+        emotion_dim = cfg.emotion_dim if e.emotion else 0
+        super().__init__(cfg.vae.latent_channels, len(MOUTH_PARAMS) + emotion_dim,
+                         e.channels, e.hidden, e.blocks, cfg.mouth_window)
+        self.emotion_dim = emotion_dim
+
+    def _cond(self, mouth: torch.Tensor, emotion: torch.Tensor | None) -> torch.Tensor:
+        """mouth (..., 3), emotion (..., E) or None -> the U-Net's condition (..., cond_dim)."""
+        if not self.emotion_dim:    # an editor without mouth_edit.emotion ignores the weights
+            return mouth
+        if emotion is None or emotion.shape != (*mouth.shape[:-1], self.emotion_dim):
+            got = None if emotion is None else tuple(emotion.shape)
+            raise ValueError(f"mouth editor (mouth_edit.emotion): emotion weights "
+                             f"(N, {self.emotion_dim}) needed, got {got}")
+        return torch.cat([mouth, emotion.to(mouth.dtype)], dim=-1)
 
     def forward(self, z: torch.Tensor, mouth: torch.Tensor,
                 emotion: torch.Tensor | None = None) -> torch.Tensor:
@@ -81,45 +62,17 @@ class MouthEditor(nn.Module):
         if z.ndim != 4 or mouth.shape != (z.shape[0], n_mouth):
             raise ValueError(f"mouth editor: z (N, c, h, w) and mouth (N, {n_mouth}), got "
                              f"{tuple(z.shape)} and {tuple(mouth.shape)}")
-        cond = mouth
-        if self.emotion_dim:        # an editor without mouth_edit.emotion ignores the weights
-            if emotion is None or emotion.shape != (z.shape[0], self.emotion_dim):
-                got = None if emotion is None else tuple(emotion.shape)
-                raise ValueError(f"mouth editor (mouth_edit.emotion): emotion weights "
-                                 f"(N, {self.emotion_dim}) needed, got {got}")
-            cond = torch.cat([mouth, emotion.to(mouth.dtype)], dim=1)
-        rows, cols = self.window
-        c = self.cond(cond)
-        skip = self.stem(z[:, :, rows, cols])
-        h = self.down(F.silu(skip))
-        for block in self.blocks:
-            h = block(h, c)
-        h = F.interpolate(h, scale_factor=2.0, mode="nearest")
-        h = self.merge(skip + self.up(h), c)
-        # Pad the residual back to the frame rather than add into a slice of z in place: z may
-        # need its gradient (and the caller's tensor must not change).
-        pad = (cols.start, z.shape[3] - cols.stop, rows.start, z.shape[2] - rows.stop)
-        return z + F.pad(self.out(F.silu(h)), pad)
+        return self.edit(z, self._cond(mouth, emotion))
 
     def frames(self, z: torch.Tensor, mouth: torch.Tensor, emotion: torch.Tensor | None = None,
                gate: torch.Tensor | None = None) -> torch.Tensor:
         """Chunks: z (B, F, c, h, w), mouth (B, F, 3), emotion (B, F, E) or None, gate (B, F)
         in [0, 1] or None (edit every frame) -> z + gate * (edit(z) - z), (B, F, c, h, w).
         Frames with gate 0 are returned as they came and cost nothing."""
-        flat, mouth = z.flatten(0, 1), mouth.flatten(0, 1)
-        emotion = None if emotion is None else emotion.flatten(0, 1)
-        if gate is None:
-            return self(flat, mouth, emotion).reshape(z.shape)
-        if gate.shape != z.shape[:2]:
-            raise ValueError(f"mouth editor: gate (B, F) = {tuple(z.shape[:2])} needed, got "
-                             f"{tuple(gate.shape)}")
-        g = gate.flatten().to(z.dtype)
-        on = torch.nonzero(g > 0).squeeze(1)
-        if len(on) == 0:
-            return z
-        edited = self(flat[on], mouth[on], None if emotion is None else emotion[on])
-        w = g[on].view(-1, 1, 1, 1)
-        return flat.index_copy(0, on, flat[on] + w * (edited - flat[on])).reshape(z.shape)
+        if mouth.shape != (*z.shape[:2], len(MOUTH_PARAMS)):
+            raise ValueError(f"mouth editor: mouth (B, F, {len(MOUTH_PARAMS)}) for z "
+                             f"{tuple(z.shape)}, got {tuple(mouth.shape)}")
+        return self.gated(z, self._cond(mouth, emotion), gate)
 
 
 def speech_gate(cfg: ModelConfig, windows: torch.Tensor) -> torch.Tensor:

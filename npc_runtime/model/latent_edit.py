@@ -1,0 +1,96 @@
+"""A latent editor: a small U-Net that changes one part of a latent frame to match a condition.
+
+Interface: `LatentEditor(latent_channels, cond_dim, channels, hidden, blocks, window)`;
+`edit(z, cond) -> z'`, z (N, c, h, w) scaled VAE latents of whole frames, cond (N, cond_dim);
+z' = z + a residual that is zero at initialisation (an untrained editor changes nothing) and
+zero outside `window` (rows, cols slices of the latent): the editor sees and changes only that
+crop. `gated(z, cond, gate)` applies it to chunks (B, F, ...) as much as a per-frame gate says,
+running only the frames whose gate is above zero.
+
+Two editors share it: the mouth editor (model/mouth_edit.py, conditioned on the mouth track's
+mouth and the emotion, the lower-middle quarter of the frame) and the nod editor (model/nod.py,
+conditioned on a head-pitch offset, the head's window).
+
+Shape: the window (16x16 for the mouth) -> half resolution and back, FiLM-conditioned at every
+block, so the condition steers every feature map and the receptive field at half resolution
+(~26 latent pixels) covers the window: where the mouth or the face is in it depends on pose.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _FiLMBlock(nn.Module):
+    """Residual conv block whose features are scaled and shifted by the condition embedding."""
+
+    def __init__(self, ch: int, cond: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(8, ch)
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.norm2 = nn.GroupNorm(8, ch)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.film = nn.Linear(cond, 2 * ch)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(c)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.norm2(h) * (1 + scale) + shift
+        return x + self.conv2(F.silu(h))
+
+
+class LatentEditor(nn.Module):
+    def __init__(self, latent_channels: int, cond_dim: int, channels: int, hidden: int,
+                 blocks: int, window: tuple[slice, slice]) -> None:
+        super().__init__()
+        self.cond_dim = cond_dim
+        self.cond = nn.Sequential(nn.Linear(cond_dim, hidden), nn.SiLU(),
+                                  nn.Linear(hidden, hidden))
+        self.stem = nn.Conv2d(latent_channels, channels, 3, padding=1)
+        self.down = nn.Conv2d(channels, hidden, 3, stride=2, padding=1)
+        self.blocks = nn.ModuleList(_FiLMBlock(hidden, hidden) for _ in range(blocks))
+        self.up = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.merge = _FiLMBlock(channels, hidden)
+        self.out = nn.Conv2d(channels, latent_channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)     # untrained: the identity map
+        nn.init.zeros_(self.out.bias)
+        self.window = window
+
+    def edit(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """z (N, c, h, w), cond (N, cond_dim) -> z with the window edited."""
+        if z.ndim != 4 or cond.shape != (z.shape[0], self.cond_dim):
+            raise ValueError(f"latent editor: z (N, c, h, w) and cond (N, {self.cond_dim}), "
+                             f"got {tuple(z.shape)} and {tuple(cond.shape)}")
+        rows, cols = self.window
+        c = self.cond(cond.to(z.dtype))
+        skip = self.stem(z[:, :, rows, cols])
+        h = self.down(F.silu(skip))
+        for block in self.blocks:
+            h = block(h, c)
+        h = F.interpolate(h, scale_factor=2.0, mode="nearest")
+        h = self.merge(skip + self.up(h), c)
+        # Pad the residual back to the frame rather than add into a slice of z in place: z may
+        # need its gradient (and the caller's tensor must not change).
+        pad = (cols.start, z.shape[3] - cols.stop, rows.start, z.shape[2] - rows.stop)
+        return z + F.pad(self.out(F.silu(h)), pad)
+
+    def gated(self, z: torch.Tensor, cond: torch.Tensor, gate: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        """Chunks: z (B, F, c, h, w), cond (B, F, cond_dim), gate (B, F) in [0, 1] or None (edit
+        every frame) -> z + gate * (edit(z) - z). Frames with gate 0 come back as they came and
+        cost nothing."""
+        flat, cond = z.flatten(0, 1), cond.flatten(0, 1)
+        if gate is None:
+            return self.edit(flat, cond).reshape(z.shape)
+        if gate.shape != z.shape[:2]:
+            raise ValueError(f"latent editor: gate (B, F) = {tuple(z.shape[:2])} needed, got "
+                             f"{tuple(gate.shape)}")
+        g = gate.flatten().to(z.dtype)
+        on = torch.nonzero(g > 0).squeeze(1)
+        if len(on) == 0:
+            return z
+        edited = self.edit(flat[on], cond[on])
+        w = g[on].view(-1, 1, 1, 1)
+        return flat.index_copy(0, on, flat[on] + w * (edited - flat[on])).reshape(z.shape)
