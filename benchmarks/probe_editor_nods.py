@@ -1,6 +1,6 @@
 """Where does an editor checkpoint's nod count differ from its plain student's? Bench cases, probe pitch.
 
-    .venv/bin/python benchmarks/probe_editor_nods.py EDITOR [--plain CKPT]
+    .venv/bin/python benchmarks/probe_editor_nods.py EDITOR [--plain CKPT] [--kind mouth|nod]
         [--cases world-002 world-004 world-007]
 
 Streams each full-suite case through the editor checkpoint and a plain one exactly as
@@ -15,6 +15,11 @@ frame. With a speech-gated editor (`mouth_edit.gate_rms`) and the DiT's own samp
 (`commit_edited: false`), quiet frames are the plain student's bit for bit, so any nod that
 differs there was moved by edited frames within reach of the detector's 1.5 s high-pass and its
 prominence bases. docs/training.md, "Session 17". ~1 minute a case and checkpoint, 1 thread.
+
+`--kind nod` compares a checkpoint with listening nods (`npc-runtime train nod`) against itself
+without them (the nod editor is never committed to the cache, so the DiT runs alike): the
+nods then differ in listening, by design, and in silence only through the detector's reach
+(docs/training.md, "Session 19").
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("editor")
     ap.add_argument("--plain", help="plain checkpoint (default: EDITOR without its editor)")
+    ap.add_argument("--kind", choices=("mouth", "nod"), default="mouth",
+                    help="which editor to take out for the plain stream")
     ap.add_argument("--cases", nargs="+", default=["world-002", "world-004", "world-007"])
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -47,10 +54,15 @@ def main() -> None:
         raise SystemExit(f"not full-suite cases: {unknown} (known: {sorted(cases)})")
     probe = Probe.load()
     editor = OnlineLPMPerformer(args.editor)
-    if editor.model.lpm.mouth_edit is None:
+    if args.kind == "nod" and editor.model.lpm.nod_track is None:
+        raise SystemExit(f"{args.editor} has no listening nods (`npc-runtime train nod`)")
+    if args.kind == "mouth" and editor.model.lpm.mouth_edit is None:
         raise SystemExit(f"{args.editor} has no mouth editor (`npc-runtime train editor`)")
     if args.plain:
         plain = OnlineLPMPerformer(args.plain)
+    elif args.kind == "nod":
+        plain = OnlineLPMPerformer(args.editor)
+        plain.model.lpm.nod_track = None        # PerformanceModel.nod then passes frames on
     elif editor.model.cfg.mouth_edit.commit_edited:
         raise SystemExit("its editor commits edited chunks (commit_edited): without the editor "
                          "the DiT would run differently; pass --plain")
@@ -70,12 +82,13 @@ def main() -> None:
               f"mean |.| {np.abs(d[speaking]).mean():.4f}; quiet frames: max |.| "
               f"{np.abs(d[quiet]).max():.5f}")
         speech = np.flatnonzero(speaking)
+        listen = case.listening & quiet
         for k in performers:
             nods = M.events(pitch[k], FPS, prominence=0.2, highpass_s=1.5)
             in_silence = [int(n) for n in nods if silence[n]]
             away = [int(np.abs(speech - n).min()) for n in in_silence] if len(speech) else []
-            print(f"  {k:6s} {len(nods)} nods; in silence at frames {in_silence} "
-                  f"({away} frames from speech)")
+            print(f"  {k:6s} {len(nods)} nods, {int(listen[nods].sum())} while the partner "
+                  f"speaks; in silence at frames {in_silence} ({away} frames from speech)")
 
 
 if __name__ == "__main__":
