@@ -106,10 +106,15 @@ def editor_data(lpm: LPM, split: str, seeds: range, cfg: EditorTrainConfig
         mouths.append(torch.from_numpy(perf[:, MOUTH_INDEX]).float().view(len(frames),
                                                                           cfg.variants, -1))
     z, m = torch.cat(zs), torch.cat(mouths)
+    return z, m, torch.cat(emotions), variant_region(z)
+
+
+def variant_region(z: torch.Tensor) -> torch.Tensor:
+    """Latents of K variants of each frame (N, K, c, h, w) -> where they differ (N, h, w) in
+    [0, 1], with a one-pixel margin: the part of the frame a counterfactual edit must change."""
     spread = (z - z.mean(1, keepdim=True)).abs().amax(1).sum(1)           # (N, h, w)
     spread = F.max_pool2d(spread[:, None], 3, stride=1, padding=1)[:, 0]   # a margin
-    region = spread / spread.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
-    return z, m, torch.cat(emotions), region
+    return spread / spread.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
 
 
 def _pairs(n: int, k: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:

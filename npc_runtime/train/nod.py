@@ -39,7 +39,7 @@ from npc_runtime.checkpoint import read_meta, save_checkpoint
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
 from npc_runtime.model.nod import NodState, nod_offsets, track_features
-from npc_runtime.train.editor import probe_read
+from npc_runtime.train.editor import probe_read, variant_region
 from npc_runtime.train.flow import freeze, load_lpm
 from npc_runtime.train.mouth import _checkpoint_dir
 from npc_runtime.world.performance import P, clip_performance
@@ -217,10 +217,7 @@ def editor_data(lpm: LPM, split: str, seeds: range, cfg: NodTrainConfig
         zs.append(z.view(len(frames), cfg.variants, *z.shape[1:]))
         pitches.append(torch.from_numpy(perf[:, P["head_pitch"]]).float().view(len(frames), -1))
     z = torch.cat(zs)
-    spread = (z - z.mean(1, keepdim=True)).abs().amax(1).sum(1)           # (N, h, w)
-    spread = F.max_pool2d(spread[:, None], 3, stride=1, padding=1)[:, 0]   # a margin
-    region = spread / spread.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
-    return z, torch.cat(pitches), region
+    return z, torch.cat(pitches), variant_region(z)
 
 
 @torch.no_grad()
