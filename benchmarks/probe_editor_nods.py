@@ -1,6 +1,6 @@
 """Where does an editor checkpoint's nod count differ from its plain student's? Bench cases, probe pitch.
 
-    .venv/bin/python benchmarks/probe_editor_nods.py EDITOR [--plain CKPT] [--kind mouth|nod]
+    .venv/bin/python benchmarks/probe_editor_nods.py EDITOR [--plain CKPT] [--kind mouth|nod|steady]
         [--cases world-002 world-004 world-007]
 
 Streams each full-suite case through the editor checkpoint and a plain one exactly as
@@ -20,6 +20,12 @@ prominence bases. docs/training.md, "Session 17". ~1 minute a case and checkpoin
 without them (the nod editor is never committed to the cache, so the DiT runs alike): the
 nods then differ in listening, by design, and in silence only through the detector's reach
 (docs/training.md, "Session 19").
+
+`--kind steady` compares a checkpoint with a steady head (`npc-runtime train steady`) against
+itself without its pitch reader (nods still on): only quiet frames may differ. Each performer's
+line also gives the case's strong-emotion windows read correctly (the bench's
+`emotion_scores`), since head pitch is one of the expression parameters the bench decodes
+(docs/training.md, "Session 20").
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("editor")
     ap.add_argument("--plain", help="plain checkpoint (default: EDITOR without its editor)")
-    ap.add_argument("--kind", choices=("mouth", "nod"), default="mouth",
+    ap.add_argument("--kind", choices=("mouth", "nod", "steady"), default="mouth",
                     help="which editor to take out for the plain stream")
     ap.add_argument("--cases", nargs="+", default=["world-002", "world-004", "world-007"])
     args = ap.parse_args()
@@ -56,6 +62,8 @@ def main() -> None:
     editor = OnlineLPMPerformer(args.editor)
     if args.kind == "nod" and editor.model.lpm.nod_track is None:
         raise SystemExit(f"{args.editor} has no listening nods (`npc-runtime train nod`)")
+    if args.kind == "steady" and editor.model.lpm.pitch_reader is None:
+        raise SystemExit(f"{args.editor} has no steady head (`npc-runtime train steady`)")
     if args.kind == "mouth" and editor.model.lpm.mouth_edit is None:
         raise SystemExit(f"{args.editor} has no mouth editor (`npc-runtime train editor`)")
     if args.plain:
@@ -63,6 +71,9 @@ def main() -> None:
     elif args.kind == "nod":
         plain = OnlineLPMPerformer(args.editor)
         plain.model.lpm.nod_track = None        # PerformanceModel.nod then passes frames on
+    elif args.kind == "steady":
+        plain = OnlineLPMPerformer(args.editor)
+        plain.model.lpm.pitch_reader = None     # nods only
     elif editor.model.cfg.mouth_edit.commit_edited:
         raise SystemExit("its editor commits edited chunks (commit_edited): without the editor "
                          "the DiT would run differently; pass --plain")
@@ -72,8 +83,8 @@ def main() -> None:
     performers = {"plain": plain, "editor": editor}
     for name in args.cases:
         case = cases[name]
-        pitch = {k: observe(p, case, probe).perf_hat[:, P["head_pitch"]]
-                 for k, p in performers.items()}
+        perf = {k: observe(p, case, probe).perf_hat for k, p in performers.items()}
+        pitch = {k: v[:, P["head_pitch"]] for k, v in perf.items()}
         speaking = case.speaking
         quiet = ~M.dilate(speaking, int(0.4 * FPS))
         silence = quiet & ~M.dilate(case.listening, int(1.0 * FPS))
@@ -87,8 +98,10 @@ def main() -> None:
             nods = M.events(pitch[k], FPS, prominence=0.2, highpass_s=1.5)
             in_silence = [int(n) for n in nods if silence[n]]
             away = [int(np.abs(speech - n).min()) for n in in_silence] if len(speech) else []
+            emo = M.emotion_scores(perf[k], case.emotion, FPS)
             print(f"  {k:6s} {len(nods)} nods, {int(listen[nods].sum())} while the partner "
-                  f"speaks; in silence at frames {in_silence} ({away} frames from speech)")
+                  f"speaks; in silence at frames {in_silence} ({away} frames from speech); "
+                  f"emotion {emo['emotion_strong_correct']}/{emo['emotion_strong_windows']}")
 
 
 if __name__ == "__main__":

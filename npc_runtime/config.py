@@ -149,6 +149,22 @@ class NodConfig:
 
 
 @dataclass(frozen=True)
+class SteadyConfig:
+    # A steady head while the NPC is not speaking (`model/steady.py`): a pitch reader reads the
+    # head pitch the DiT drew in each frame's latent, and the nod editor pulls any fast
+    # excursion from its slow baseline back to within `band`. Why: the 2-step DiT bobs its head
+    # where nothing calls for it (bumps of 0.14-0.24 in pitch, where the world's silent head has
+    # none above 0.1): the nod check's false nods in silence (docs/training.md, session 19).
+    # While the NPC speaks (mouth_edit's speech gate) the head is the DiT's: the world dips it
+    # on stressed syllables. Needs nod.enabled (it steers through the nod editor); off in
+    # checkpoints that predate it; `npc-runtime train steady` adds it.
+    enabled: bool = False
+    width: int = 32                     # the pitch reader's CNN
+    time_constant_frames: float = 25.0  # the baseline's EMA: 1 s (the world's idle drift: 3 s)
+    band: float = 0.08                  # pitch excursions beyond this are cut back to it
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "tiny"
     frame_size: int = 128
@@ -159,6 +175,7 @@ class ModelConfig:
     stream: StreamConfig = field(default_factory=StreamConfig)
     mouth_edit: MouthEditConfig = field(default_factory=MouthEditConfig)
     nod: NodConfig = field(default_factory=NodConfig)
+    steady: SteadyConfig = field(default_factory=SteadyConfig)
 
     def __post_init__(self) -> None:
         down = self.vae.downsample
@@ -211,6 +228,12 @@ class ModelConfig:
             raise ValueError("nod: channels and hidden_edit must be multiples of 8 (group "
                              "norm), blocks >= 1")
         _check_window("nod.window", n.window)
+        st = self.steady
+        if st.enabled and not n.enabled:
+            raise ValueError("steady.enabled needs nod.enabled (it steers through the nod editor)")
+        if st.width < 1 or st.time_constant_frames < 1 or not 0 <= st.band <= 1:
+            raise ValueError(f"steady: width >= 1, time_constant_frames >= 1, band in [0, 1], "
+                             f"got {st}")
 
     # Derived sizes (gpt-fast style: computed, never stored).
     @property

@@ -35,7 +35,9 @@ from npc_runtime.model.audio import audio_span, audio_window_samples
 from npc_runtime.model.dit import ChunkContext
 from npc_runtime.model.kv_cache import CacheView, KVCacheManager, KVCacheSpec, PagePool
 from npc_runtime.model.lpm import LPM, CachedAttend
+from npc_runtime.model.mouth_edit import speech_gate
 from npc_runtime.model.nod import NodState, nod_offsets
+from npc_runtime.model.steady import SteadyState, steady_offsets
 from npc_runtime.sampler import flow_timesteps, sample_euler
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class _Session:
     generator: torch.Generator
     chunk_index: int = 0
     nod: NodState = field(default_factory=NodState)
+    steady: SteadyState = field(default_factory=SteadyState)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -268,7 +271,8 @@ class PerformanceModel:
     def reset_session(self, session_id: int) -> None:
         """Forget the stream's past (window) but keep identity; the chunk clock continues."""
         with self._lock:
-            self._session(session_id).nod = NodState()
+            session = self._session(session_id)
+            session.nod, session.steady = NodState(), SteadyState()
             self.cache.reset(session_id)
 
     def chunk_index(self, session_id: int) -> int:
@@ -360,11 +364,14 @@ class PerformanceModel:
 
     def nod(self, z: torch.Tensor, requests: list[ChunkRequest]) -> torch.Tensor:
         """Listening nods (model/nod.py), where the model has a nod track: advance each
-        session's track on its LISTEN window and tilt the frames of any nod it runs."""
+        session's track on its LISTEN window and tilt the frames of any nod it runs; where it
+        has a pitch reader (model/steady.py), also pull the head's bobs back while the NPC is
+        quiet. One nod-editor pass on the frames with any offset."""
         track = self.lpm.nod_track
         if track is None:
             return z
-        states = [self._sessions[r.session_id].nod for r in requests]
+        sessions = [self._sessions[r.session_id] for r in requests]
+        states = [s.nod for s in sessions]
         listen = torch.from_numpy(np.stack([np.asarray(r.listen, np.float32) for r in requests]))
         hidden = self.cfg.nod.hidden
         h = torch.stack([torch.zeros(hidden) if s.h is None else s.h for s in states])[None]
@@ -372,6 +379,13 @@ class PerformanceModel:
         offsets = nod_offsets(self.cfg, torch.sigmoid(logits).cpu(), states)
         for b, state in enumerate(states):
             state.h = h[0, b].cpu()
+        if self.lpm.pitch_reader is not None:
+            speak = torch.from_numpy(np.stack([np.asarray(r.speak, np.float32)
+                                               for r in requests]))
+            quiet = speech_gate(self.cfg, speak[:, None]) == 0                 # (B, C)
+            pitch = self.lpm.pitch_reader(z.flatten(0, 1)).view(z.shape[:2]).cpu()
+            offsets = offsets + steady_offsets(self.cfg, pitch, quiet,
+                                               [s.steady for s in sessions])
         return self.lpm.nod_edit.frames(z, offsets.to(self.device))
 
     def decode(self, z: torch.Tensor) -> np.ndarray:

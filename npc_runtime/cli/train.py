@@ -7,6 +7,7 @@
     npc-runtime train mouth --init runs/online_tiny/export --out runs/mouth_tiny  # + mouth track
     npc-runtime train editor --init runs/mouth_tiny --out runs/editor_tiny       # + mouth editor
     npc-runtime train nod --init runs/editor_tiny --out runs/nod_tiny            # + listening nods
+    npc-runtime train steady --init runs/nod_tiny --out runs/steady_tiny         # + steady head
     npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
     npc-runtime train ship runs/vae_tiny/export          # -> npc_runtime/weights/tiny
 
@@ -137,6 +138,24 @@ def _nod(args: argparse.Namespace) -> int:
     report = train_nod_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
     log.info("listening nods -> %s: track %s; editor %s", args.out,
              json.dumps(report["track_heldout"]), json.dumps(report["editor_heldout"]))
+    return 0
+
+
+def _steady(args: argparse.Namespace) -> int:
+    """Add a steady head (a pitch reader steering the nod editor) to a checkpoint."""
+    import dataclasses
+
+    import torch
+
+    from npc_runtime.train.steady import SteadyTrainConfig, train_steady_checkpoint
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    changes = {k: v for k, v in (("steps", args.steps), ("sessions", args.sessions))
+               if v is not None}
+    cfg = dataclasses.replace(SteadyTrainConfig(), **changes)
+    report = train_steady_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
+    log.info("steady head -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
     return 0
 
 
@@ -330,6 +349,16 @@ def register(subparsers) -> None:
     nod.add_argument("--threads", type=int, help="torch CPU threads")
     nod.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     nod.set_defaults(func=_nod)
+
+    steady = sub.add_parser("steady", help="add a steady head to a checkpoint with listening "
+                                           "nods: a pitch reader on renders, minutes")
+    steady.add_argument("--init", required=True, help="an LPM checkpoint (or run) with nods")
+    steady.add_argument("--out", required=True, help="output checkpoint directory")
+    steady.add_argument("--steps", type=int, help="default 3000")
+    steady.add_argument("--sessions", type=int, help="8 s rendered sessions (default 160)")
+    steady.add_argument("--threads", type=int, help="torch CPU threads")
+    steady.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    steady.set_defaults(func=_steady)
     export = sub.add_parser("export", help="export a run's latest checkpoint (mid-run)")
     export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
     export.add_argument("--dest", help="default: RUN/export")

@@ -20,6 +20,7 @@ from npc_runtime.model.dit import LISTEN, SPEAK, ChunkContext, LPMDiT
 from npc_runtime.model.kv_cache import CacheView, PagePool
 from npc_runtime.model.mouth_edit import MouthEditor, speech_gate
 from npc_runtime.model.nod import NodEditor, NodTrack
+from npc_runtime.model.steady import PitchReader
 from npc_runtime.model.vae import VAE
 
 
@@ -90,6 +91,7 @@ class LPM(nn.Module):
         self.mouth_edit = MouthEditor(cfg) if cfg.mouth_edit.enabled else None
         self.nod_track = NodTrack(cfg) if cfg.nod.enabled else None
         self.nod_edit = NodEditor(cfg) if cfg.nod.enabled else None
+        self.pitch_reader = PitchReader(cfg) if cfg.steady.enabled else None
 
     # ------------------------------------------------------------------ conditioning
     def encode_audio(self, windows: torch.Tensor, channel: int) -> torch.Tensor:

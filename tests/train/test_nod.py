@@ -30,10 +30,11 @@ def _shipped_without_nods() -> LPM:
     shipped = load_lpm("npc_runtime/weights/tiny", causal=True)[0]
     if shipped.nod_track is None:
         return shipped
-    cfg = shipped.cfg.replace(nod=dataclasses.replace(shipped.cfg.nod, enabled=False))
+    cfg = shipped.cfg.replace(nod=dataclasses.replace(shipped.cfg.nod, enabled=False),
+                              steady=dataclasses.replace(shipped.cfg.steady, enabled=False))
     donor = LPM(cfg, causal=True)
     donor.load_state_dict({k: v for k, v in shipped.state_dict().items()
-                           if not k.startswith(("nod_track.", "nod_edit."))})
+                           if not k.startswith(("nod_track.", "nod_edit.", "pitch_reader."))})
     return donor
 
 
