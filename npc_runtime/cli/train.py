@@ -355,7 +355,7 @@ def register(subparsers) -> None:
     steady.add_argument("--init", required=True, help="an LPM checkpoint (or run) with nods")
     steady.add_argument("--out", required=True, help="output checkpoint directory")
     steady.add_argument("--steps", type=int, help="default 3000")
-    steady.add_argument("--sessions", type=int, help="8 s rendered sessions (default 160)")
+    steady.add_argument("--sessions", type=int, help="8 s rendered sessions (default 320)")
     steady.add_argument("--threads", type=int, help="torch CPU threads")
     steady.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     steady.set_defaults(func=_steady)

@@ -45,7 +45,7 @@ TEST_FIRST_SEED = 23_000_000
 
 @dataclass(frozen=True)
 class SteadyTrainConfig:
-    sessions: int = 160
+    sessions: int = 320
     test_sessions: int = 12
     session_s: float = 8.0
     frames_per_session: int = 40
