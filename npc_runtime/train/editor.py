@@ -36,7 +36,7 @@ from npc_runtime.bench.probes import Probe
 from npc_runtime.checkpoint import read_meta, save_checkpoint
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
-from npc_runtime.train.flow import freeze, load_lpm
+from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import MOUTH_INDEX
 from npc_runtime.world.performance import P
 from npc_runtime.world.render import render_frames
@@ -177,10 +177,7 @@ def train_editor(donor: LPM, cfg: EditorTrainConfig = EditorTrainConfig(),
         raise ValueError("the checkpoint already has a mouth editor")
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    lpm = LPM(editor_config(donor.cfg, cfg.emotion), causal=donor.causal)
-    missing = lpm.load_state_dict(donor.state_dict(), strict=False).missing_keys
-    if any(not k.startswith("mouth_edit.") for k in missing):
-        raise ValueError(f"unexpected missing weights: {missing}")
+    lpm = extend_lpm(donor, editor_config(donor.cfg, cfg.emotion), ("mouth_edit.",))
     freeze(lpm)
     editor = lpm.mouth_edit
     for p in editor.parameters():

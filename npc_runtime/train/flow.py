@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from npc_runtime.checkpoint import load_weights, read_meta
+from npc_runtime.config import ModelConfig
 from npc_runtime.model.dit import ChunkContext
 from npc_runtime.model.lpm import LPM
 from npc_runtime.model.vae import VAE
@@ -187,6 +188,17 @@ def load_lpm(directory: str | Path, causal: bool) -> tuple[LPM, dict]:
     lpm = LPM(cfg, causal=causal)
     load_weights(directory, lpm)
     return lpm, info
+
+
+def extend_lpm(donor: LPM, cfg: ModelConfig, new: tuple[str, ...]) -> LPM:
+    """An LPM of `cfg` (the donor's config with an add-on switched on) holding every weight of
+    the donor; only weights under the `new` prefixes (the add-on's, as initialised) may be
+    missing from it, anything else is an error."""
+    lpm = LPM(cfg, causal=donor.causal)
+    missing = lpm.load_state_dict(donor.state_dict(), strict=False).missing_keys
+    if any(not k.startswith(new) for k in missing):
+        raise ValueError(f"unexpected missing weights: {missing}")
+    return lpm
 
 
 def freeze(module: nn.Module) -> nn.Module:

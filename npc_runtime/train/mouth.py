@@ -29,7 +29,7 @@ from npc_runtime.checkpoint import read_meta, save_checkpoint
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.audio import MOUTH_PARAMS, chunk_windows
 from npc_runtime.model.lpm import LPM
-from npc_runtime.train.flow import load_lpm
+from npc_runtime.train.flow import extend_lpm, load_lpm
 from npc_runtime.world.performance import P
 from npc_runtime.world.session import generate_session
 
@@ -103,10 +103,7 @@ def add_mouth_track(donor: LPM) -> LPM:
     embedding: the same performance until trained."""
     if donor.mouth is not None:
         raise ValueError("the checkpoint already has a mouth track")
-    lpm = LPM(mouth_config(donor.cfg), causal=donor.causal)
-    missing = lpm.load_state_dict(donor.state_dict(), strict=False).missing_keys
-    if any(not (k.startswith("mouth.") or k.startswith("dit.mouth_embed.")) for k in missing):
-        raise ValueError(f"unexpected missing weights: {missing}")
+    lpm = extend_lpm(donor, mouth_config(donor.cfg), ("mouth.", "dit.mouth_embed."))
     audio = donor.audio.state_dict()
     lpm.mouth.load_state_dict({**lpm.mouth.state_dict(), **audio})
     return lpm

@@ -40,7 +40,7 @@ from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
 from npc_runtime.model.nod import NodState, nod_offsets, track_features
 from npc_runtime.train.editor import probe_read, variant_region
-from npc_runtime.train.flow import freeze, load_lpm
+from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import _checkpoint_dir
 from npc_runtime.world.performance import P, clip_performance
 from npc_runtime.world.render import render_frames
@@ -99,11 +99,7 @@ def add_nod(donor: LPM) -> LPM:
     """The donor with an (untrained) nod track and editor; the editor starts as the identity."""
     if donor.nod_track is not None:
         raise ValueError("the checkpoint already has a nod track")
-    lpm = LPM(nod_config(donor.cfg), causal=donor.causal)
-    missing = lpm.load_state_dict(donor.state_dict(), strict=False).missing_keys
-    if any(not k.startswith(("nod_track.", "nod_edit.")) for k in missing):
-        raise ValueError(f"unexpected missing weights: {missing}")
-    return lpm
+    return extend_lpm(donor, nod_config(donor.cfg), ("nod_track.", "nod_edit."))
 
 
 # ---------------------------------------------------------------------------------- the track

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from npc_runtime.checkpoint import read_meta, save_checkpoint
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
-from npc_runtime.train.flow import freeze, load_lpm
+from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import _checkpoint_dir
 from npc_runtime.train.reader import encode_frames
 from npc_runtime.world.performance import P, clip_performance
@@ -75,11 +75,8 @@ def add_steady(donor: LPM) -> LPM:
     if donor.pitch_reader is not None:
         raise ValueError("the checkpoint already has a pitch reader")
     cfg: ModelConfig = donor.cfg
-    lpm = LPM(cfg.replace(steady=replace(cfg.steady, enabled=True)), causal=donor.causal)
-    missing = lpm.load_state_dict(donor.state_dict(), strict=False).missing_keys
-    if any(not k.startswith("pitch_reader.") for k in missing):
-        raise ValueError(f"unexpected missing weights: {missing}")
-    return lpm
+    return extend_lpm(donor, cfg.replace(steady=replace(cfg.steady, enabled=True)),
+                      ("pitch_reader.",))
 
 
 @torch.no_grad()
