@@ -162,6 +162,11 @@ class SteadyConfig:
     width: int = 32                     # the pitch reader's CNN
     time_constant_frames: float = 25.0  # the baseline's EMA: 1 s (the world's idle drift: 3 s)
     band: float = 0.08                  # pitch excursions beyond this are cut back to it
+    # After the tagged emotion changes, leave the head to the DiT for this many frames, the
+    # baseline following it: an emotion tilts the head (sad +0.3 in the world), and a lagging
+    # baseline would hold the tilt back (session 20: one sad window read neutral). 0: off,
+    # as the shipped checkpoint was benchmarked.
+    emotion_hold_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -231,9 +236,10 @@ class ModelConfig:
         st = self.steady
         if st.enabled and not n.enabled:
             raise ValueError("steady.enabled needs nod.enabled (it steers through the nod editor)")
-        if st.width < 1 or st.time_constant_frames < 1 or not 0 <= st.band <= 1:
+        if st.width < 1 or st.time_constant_frames < 1 or not 0 <= st.band <= 1 \
+                or st.emotion_hold_frames < 0:
             raise ValueError(f"steady: width >= 1, time_constant_frames >= 1, band in [0, 1], "
-                             f"got {st}")
+                             f"emotion_hold_frames >= 0, got {st}")
 
     # Derived sizes (gpt-fast style: computed, never stored).
     @property

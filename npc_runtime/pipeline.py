@@ -384,8 +384,10 @@ class PerformanceModel:
                                                for r in requests]))
             quiet = speech_gate(self.cfg, speak[:, None]) == 0                 # (B, C)
             pitch = self.lpm.pitch_reader(z.flatten(0, 1)).view(z.shape[:2]).cpu()
+            emotion = torch.from_numpy(np.stack([np.asarray(r.emotion, np.float32)
+                                                 for r in requests]))
             offsets = offsets + steady_offsets(self.cfg, pitch, quiet,
-                                               [s.steady for s in sessions])
+                                               [s.steady for s in sessions], emotion)
         return self.lpm.nod_edit.frames(z, offsets.to(self.device))
 
     def decode(self, z: torch.Tensor) -> np.ndarray:

@@ -54,19 +54,37 @@ class PitchReader(nn.Module):
 
 @dataclass
 class SteadyState:
-    """One stream's pitch baseline (None until its first frame)."""
+    """One stream's pitch baseline (None until its first frame), and for the emotion hold the
+    last frame's emotion weights and the frames since they last changed."""
     baseline: float | None = None
+    emotion: tuple[float, ...] | None = None
+    since_change: int = 1 << 30
 
 
 def steady_offsets(cfg: ModelConfig, pitch: torch.Tensor, quiet: torch.Tensor,
-                   states: list[SteadyState]) -> torch.Tensor:
+                   states: list[SteadyState], emotion: torch.Tensor | None = None
+                   ) -> torch.Tensor:
     """Read pitch (B, C), quiet frames (B, C) bool -> head-pitch offsets (B, C) that keep each
     quiet frame within `steady.band` of its stream's baseline, advancing the baselines (every
-    frame, quiet or not, by the raw reading: a bob moves it by a fraction of itself)."""
+    frame, quiet or not, by the raw reading: a bob moves it by a fraction of itself).
+
+    With `steady.emotion_hold_frames` > 0 and the frames' emotion weights (B, C, E), a frame
+    within that many of a change in the weights is left alone and the baseline set to its
+    reading: the emotion's head tilt passes, and the baseline is current when the hold ends."""
     band, alpha = cfg.steady.band, 1.0 / cfg.steady.time_constant_frames
+    hold = cfg.steady.emotion_hold_frames if emotion is not None else 0
     out = torch.zeros(pitch.shape)
     for b, state in enumerate(states):
         for i, (p, q) in enumerate(zip(pitch[b].tolist(), quiet[b].tolist())):
+            if hold:
+                weights = tuple(emotion[b, i].tolist())
+                state.since_change = 0 if (state.emotion is not None
+                                           and weights != state.emotion) \
+                    else state.since_change + 1
+                state.emotion = weights
+                if state.since_change < hold:
+                    state.baseline = p
+                    continue
             if state.baseline is None:
                 state.baseline = p
             dev = p - state.baseline

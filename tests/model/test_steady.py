@@ -55,19 +55,45 @@ def test_offsets_cut_excursions_beyond_the_band_on_quiet_frames_only():
         assert abs(float(shown[i]) - before[i]) == pytest.approx(0.1, abs=1e-6)
 
 
-def test_the_baseline_does_not_depend_on_the_chunking():
-    cfg = steady_cfg(band=0.05)
+@pytest.mark.parametrize("hold", [0, 3])
+def test_the_baseline_does_not_depend_on_the_chunking(hold):
+    cfg = steady_cfg(band=0.05, emotion_hold_frames=hold)
     gen = torch.Generator().manual_seed(0)
     pitch = 0.3 * torch.randn(2, 24, generator=gen)
     quiet = torch.rand(2, 24, generator=gen) < 0.7
+    # Emotion weights that change at a few random frames.
+    steps = (torch.rand(2, 24, 1, generator=gen) < 0.15).float().cumsum(1)
+    emotion = torch.cat([steps / 10, torch.zeros(2, 24, cfg.emotion_dim - 1)], 2)
     whole_states = [SteadyState(), SteadyState()]
-    whole = steady_offsets(cfg, pitch, quiet, whole_states)
+    whole = steady_offsets(cfg, pitch, quiet, whole_states, emotion)
     states = [SteadyState(), SteadyState()]
-    chunked = torch.cat([steady_offsets(cfg, pitch[:, k:k + 4], quiet[:, k:k + 4], states)
-                         for k in range(0, 24, 4)], 1)
+    chunked = torch.cat([steady_offsets(cfg, pitch[:, k:k + 4], quiet[:, k:k + 4], states,
+                                        emotion[:, k:k + 4]) for k in range(0, 24, 4)], 1)
     assert torch.equal(whole, chunked)
-    assert [s.baseline for s in states] == [s.baseline for s in whole_states]
+    assert states == whole_states
     assert whole.any()
+
+
+def test_an_emotion_change_holds_the_steadying_and_moves_the_baseline():
+    """With emotion_hold_frames, the frames within that many of a change in the emotion weights
+    are left alone and the baseline takes their reading; 0 (the default) ignores the weights."""
+    cfg = steady_cfg(band=0.05, time_constant_frames=1000.0, emotion_hold_frames=3)
+    pitch = torch.tensor([[0.0, 0.0, 0.3, 0.3, 0.3, 0.3, 0.3, 0.6]])
+    quiet = torch.ones(1, 8, dtype=torch.bool)
+    emotion = torch.zeros(1, 8, cfg.emotion_dim)
+    emotion[0, :, 0] = 1.0
+    emotion[0, 2:, 0], emotion[0, 2:, 2] = 0.0, 1.0          # neutral -> sad at frame 2
+    state = SteadyState()
+    got = steady_offsets(cfg, pitch, quiet, [state], emotion)[0]
+    # Frames 2-4 (the change and two after) pass as drawn and set the baseline to 0.3; from
+    # frame 5 the head is steadied around it again: 0.3 stays, the jump to 0.6 is cut back.
+    assert torch.equal(got[:7], torch.zeros(7))
+    assert got[7] == pytest.approx(-0.25)
+    off = steady_offsets(steady_cfg(band=0.05, time_constant_frames=1000.0), pitch, quiet,
+                         [SteadyState()], emotion)[0]
+    assert off[2] == pytest.approx(-0.25)                   # no hold: the tilt is held back
+    with pytest.raises(ValueError, match="emotion_hold_frames"):
+        steady_cfg(emotion_hold_frames=-1)
 
 
 def test_the_reader_reads_only_the_heads_window():
