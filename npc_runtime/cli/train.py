@@ -85,17 +85,21 @@ def _reader(args: argparse.Namespace) -> int:
     return 0
 
 
-def _counted_config(args: argparse.Namespace, default):
-    """`--threads` applied, and `--steps/--sessions/--test-sessions` over a dataclass config's
-    defaults (the mouth track's and the editor's commands share these flags)."""
+def _counted_config(args: argparse.Namespace, default,
+                    flags: tuple[tuple[str, str], ...] = (("steps", "steps"),
+                                                          ("sessions", "train_sessions"),
+                                                          ("test_sessions", "test_sessions"))):
+    """`--threads` applied, and the given (flag, config field) pairs over a dataclass config's
+    defaults where the flag was given (by default `--steps/--sessions/--test-sessions`, which the
+    mouth track's and the editor's commands share)."""
     import dataclasses
 
     import torch
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    changes = {k: v for k, v in (("steps", args.steps), ("train_sessions", args.sessions),
-                                 ("test_sessions", args.test_sessions)) if v is not None}
+    changes = {field: getattr(args, flag) for flag, field in flags
+               if getattr(args, flag) is not None}
     return dataclasses.replace(default, **changes)
 
 
@@ -122,19 +126,10 @@ def _editor(args: argparse.Namespace) -> int:
 
 def _nod(args: argparse.Namespace) -> int:
     """Add listening nods (a nod track and a nod editor) to a checkpoint and train them."""
-    import dataclasses
-
-    import torch
-
     from npc_runtime.train.nod import NodTrainConfig, train_nod_checkpoint
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    changes = {k: v for k, v in (("track_steps", args.track_steps),
-                                 ("track_sessions", args.track_sessions),
-                                 ("editor_steps", args.editor_steps),
-                                 ("editor_sessions", args.editor_sessions)) if v is not None}
-    cfg = dataclasses.replace(NodTrainConfig(), **changes)
+    cfg = _counted_config(args, NodTrainConfig(), tuple(
+        (f, f) for f in ("track_steps", "track_sessions", "editor_steps", "editor_sessions")))
     report = train_nod_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
     log.info("listening nods -> %s: track %s; editor %s", args.out,
              json.dumps(report["track_heldout"]), json.dumps(report["editor_heldout"]))
@@ -143,17 +138,10 @@ def _nod(args: argparse.Namespace) -> int:
 
 def _steady(args: argparse.Namespace) -> int:
     """Add a steady head (a pitch reader steering the nod editor) to a checkpoint."""
-    import dataclasses
-
-    import torch
-
     from npc_runtime.train.steady import SteadyTrainConfig, train_steady_checkpoint
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    changes = {k: v for k, v in (("steps", args.steps), ("sessions", args.sessions))
-               if v is not None}
-    cfg = dataclasses.replace(SteadyTrainConfig(), **changes)
+    cfg = _counted_config(args, SteadyTrainConfig(),
+                          (("steps", "steps"), ("sessions", "sessions")))
     report = train_steady_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
     log.info("steady head -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
     return 0
