@@ -25,6 +25,10 @@ class VAEConfig:
     # Channels per resolution level; len(channels) downsamplings of 2x -> 2**len spatial factor.
     channels: tuple[int, ...] = (24, 48, 96)
     blocks_per_level: int = 1
+    # > 0: the decoder also reads each frame's emotion weights (this many: the model's
+    # emotion_dim) through zero-initialised FiLM layers (model/vae.py, docs/model.md "The
+    # expression decoder"). 0: the plain decoder of the paper's VAE.
+    emotion_dim: int = 0
 
     @property
     def downsample(self) -> int:
@@ -183,6 +187,9 @@ class ModelConfig:
     steady: SteadyConfig = field(default_factory=SteadyConfig)
 
     def __post_init__(self) -> None:
+        if self.vae.emotion_dim not in (0, self.emotion_dim):
+            raise ValueError(f"vae.emotion_dim must be 0 (plain decoder) or the model's "
+                             f"emotion_dim {self.emotion_dim}, got {self.vae.emotion_dim}")
         down = self.vae.downsample
         if self.frame_size % (down * self.dit.patch):
             raise ValueError(f"frame_size {self.frame_size} must be a multiple of "

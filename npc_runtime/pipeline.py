@@ -294,7 +294,10 @@ class PerformanceModel:
         if not requests:
             return []
         with self._lock, torch.inference_mode():
-            return list(self.decode(self.step_latents(requests)))
+            z = self.step_latents(requests)
+            emotion = torch.from_numpy(np.stack([np.asarray(r.emotion, np.float32)
+                                                 for r in requests])).to(self.device)
+            return list(self.decode(z, emotion))
 
     def step_latents(self, requests: list[ChunkRequest]) -> torch.Tensor:
         """The chunk step without the VAE decode: -> clean latents (B, C, c, h, w)."""
@@ -390,9 +393,12 @@ class PerformanceModel:
                                                [s.steady for s in sessions], emotion)
         return self.lpm.nod_edit.frames(z, offsets.to(self.device))
 
-    def decode(self, z: torch.Tensor) -> np.ndarray:
+    def decode(self, z: torch.Tensor, emotion: torch.Tensor | None = None) -> np.ndarray:
+        """Latents (B, C, c, h, w) -> (B, C, H, W, 3) uint8; `emotion` (B, C, E): the frames'
+        weights as requested (not the DiT's gained ones), read by an expression decoder."""
         b, c = z.shape[:2]
-        img = self.lpm.vae.decode(z.flatten(0, 1)).clamp(-1, 1)            # (B*C, 3, H, W)
+        e = None if emotion is None else emotion.flatten(0, 1)
+        img = self.lpm.vae.decode(z.flatten(0, 1), e).clamp(-1, 1)         # (B*C, 3, H, W)
         img = ((img + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1)
         return img.reshape(b, c, *img.shape[1:]).cpu().numpy()             # (B, C, H, W, 3)
 

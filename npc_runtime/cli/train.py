@@ -8,6 +8,7 @@
     npc-runtime train editor --init runs/mouth_tiny --out runs/editor_tiny       # + mouth editor
     npc-runtime train nod --init runs/editor_tiny --out runs/nod_tiny            # + listening nods
     npc-runtime train steady --init runs/nod_tiny --out runs/steady_tiny         # + steady head
+    npc-runtime train expression --init runs/steady_tiny --out runs/expr_tiny    # + expression decoder
     npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
     npc-runtime train ship runs/vae_tiny/export          # -> npc_runtime/weights/tiny
 
@@ -144,6 +145,18 @@ def _steady(args: argparse.Namespace) -> int:
                           (("steps", "steps"), ("sessions", "sessions")))
     report = train_steady_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
     log.info("steady head -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
+    return 0
+
+
+def _expression(args: argparse.Namespace) -> int:
+    """Give a checkpoint an expression decoder (its VAE decoder reads the emotion tags)."""
+    from npc_runtime.train.expression import ExpressionTrainConfig, train_expression_checkpoint
+
+    cfg = _counted_config(args, ExpressionTrainConfig(),
+                          (("steps", "steps"), ("sessions", "sessions")))
+    report = train_expression_checkpoint(args.init, args.out, cfg,
+                                         progress=not args.no_progress)
+    log.info("expression decoder -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
     return 0
 
 
@@ -347,6 +360,16 @@ def register(subparsers) -> None:
     steady.add_argument("--threads", type=int, help="torch CPU threads")
     steady.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     steady.set_defaults(func=_steady)
+    expression = sub.add_parser("expression", help="give a checkpoint an expression decoder "
+                                                   "(the VAE decoder reads the emotion tags), "
+                                                   "decoder-only fine-tune, minutes")
+    expression.add_argument("--init", required=True, help="an LPM checkpoint (or run)")
+    expression.add_argument("--out", required=True, help="output checkpoint directory")
+    expression.add_argument("--steps", type=int, help="default 3000")
+    expression.add_argument("--sessions", type=int, help="8 s rendered sessions (default 200)")
+    expression.add_argument("--threads", type=int, help="torch CPU threads")
+    expression.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    expression.set_defaults(func=_expression)
     export = sub.add_parser("export", help="export a run's latest checkpoint (mid-run)")
     export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
     export.add_argument("--dest", help="default: RUN/export")

@@ -105,7 +105,8 @@ class BaseLPMPerformer:
             noise = torch.randn(1, f, cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size,
                                 generator=gen)
             z, _ = sample_clip(guided(self.lpm, cond, null, self.guidance), noise, grid)
-            frames = to_uint8(self.lpm.vae.decode(z[0]))[:case.num_frames - done]
+            frames = to_uint8(self.lpm.vae.decode(z[0], clip.emotion[0])
+                              )[:case.num_frames - done]
             done += len(frames)
             yield frames
 
@@ -123,5 +124,9 @@ class VAERoundTripPerformer:
 
     @torch.inference_mode()
     def perform(self, case: BenchCase) -> Iterator[np.ndarray]:
+        # An expression decoder gets the case's tags, as the stream gives it the requests'.
+        emotion, done = _emotion(case, case.num_frames), 0
         for frames in GroundTruthPerformer().perform(case):
-            yield reconstruct(self.lpm.vae, frames, self.batch)
+            yield reconstruct(self.lpm.vae, frames, self.batch,
+                              emotion[done:done + len(frames)])
+            done += len(frames)

@@ -70,18 +70,27 @@ def window_weights(shape: tuple[int, ...], window: tuple[float, float, float, fl
     return (m / m.mean())[None, None]
 
 
+def reconstruction_loss(recon: torch.Tensor, x: torch.Tensor, l1: float, l2: float,
+                        edge_weight: float = 0.0, face: torch.Tensor | None = None
+                        ) -> torch.Tensor:
+    """Weighted L2 + L1; `face`: optional (1, 1, H, W) weights (window_weights) on both terms,
+    `edge_weight`: edge_weights on the L1 term."""
+    err = recon - x
+    w = face.to(err) if face is not None else 1.0
+    loss = l2 * (err.square() * w).mean()
+    if edge_weight > 0:
+        w = w * edge_weights(x, edge_weight)
+    return loss + l1 * (err.abs() * w).mean()
+
+
 def vae_loss(recon: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
              l1: float, l2: float, kl: float, edge_weight: float = 0.0,
              face: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """`face`: optional (1, 1, H, W) weights (window_weights) on both reconstruction terms."""
+    """Reconstruction (reconstruction_loss) + kl * the per-element KL."""
     err = recon - x
     rec_l1, rec_l2 = err.abs().mean(), err.square().mean()
     kl_term = 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
-    w = face.to(err) if face is not None else 1.0
-    loss = l2 * (err.square() * w).mean() + kl * kl_term
-    if edge_weight > 0:
-        w = w * edge_weights(x, edge_weight)
-    loss = loss + l1 * (err.abs() * w).mean()
+    loss = reconstruction_loss(recon, x, l1, l2, edge_weight, face) + kl * kl_term
     logs = {"loss": loss, "l1": rec_l1, "l2": rec_l2, "kl": kl_term}
     return loss, {k: float(v.detach()) for k, v in logs.items()}
 
@@ -93,13 +102,17 @@ def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def reconstruct(vae: VAE, frames: np.ndarray, batch: int = 16) -> np.ndarray:
-    """uint8 frames -> uint8 reconstructions through encode (mean) and decode."""
+def reconstruct(vae: VAE, frames: np.ndarray, batch: int = 16,
+                emotion: np.ndarray | None = None) -> np.ndarray:
+    """uint8 frames -> uint8 reconstructions through encode (mean) and decode; `emotion`
+    (N, E): the frames' weights for an expression decoder (None: neutral)."""
     out = []
     device = next(vae.parameters()).device
     for i in range(0, len(frames), batch):
         x = to_unit(frames[i:i + batch]).to(device)
-        out.append(to_uint8(vae.decode(vae.encode(x))))
+        e = None if emotion is None else torch.as_tensor(
+            np.asarray(emotion[i:i + batch], np.float32), device=device)
+        out.append(to_uint8(vae.decode(vae.encode(x), e)))
     return np.concatenate(out)
 
 
