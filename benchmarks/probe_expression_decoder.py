@@ -23,15 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from npc_runtime.bench.cases import build_suite, world_case
 from npc_runtime.bench.probes import Probe
 from npc_runtime.bench.report import run_quality
 from npc_runtime.pipeline import ChunkRequest, PerformanceModel, slice_audio
+from npc_runtime.train.data import to_uint8
 from npc_runtime.train.flow import load_lpm
 from npc_runtime.train.performers import VAERoundTripPerformer, _emotion
-from npc_runtime.train.data import to_uint8
 
-from sweep_emotion_gain import confusions
+from sweep_emotion_gain import confusions, selection_cases
 
 SHOWN = ("emotion_accuracy_strong", "emotion_accuracy", "emotion_corr", "lip_sync_corr",
          "identity_csim", "quiet_mouth_open", "fpd")
@@ -92,12 +91,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.select:
-        cases = [world_case(i, args.seconds, name=f"select-{i:03d}")
-                 for i in range(106, 106 + args.select)]
-        args.suite = f"select ({args.select} x {args.seconds:g} s)"
-    else:
-        cases = [c for c in build_suite(args.suite) if not c.name.startswith("long-")]
+    cases, args.suite = selection_cases(args.suite, args.select, args.seconds)
     streams = _Streams(args.checkpoint, args.plain)
     performers = [VAERoundTripPerformer(args.plain, name="roundtrip_plain"),
                   VAERoundTripPerformer(args.checkpoint, name="roundtrip_expression")]

@@ -62,6 +62,15 @@ def confusions(frames: np.ndarray, case, probe: Probe, fps: float) -> Counter:
                    if tag and w[tag] >= 0.5)
 
 
+def selection_cases(suite: str, select: int, seconds: float) -> tuple[list, str]:
+    """-> (cases, their name): `select` selection cases of `seconds` (world indices 106..: past
+    dev's 100..105; quick/full use 0..7 and the long stream 500), or the suite's short cases."""
+    if select:
+        return ([world_case(i, seconds, name=f"select-{i:03d}") for i in range(106, 106 + select)],
+                f"select ({select} x {seconds:g} s)")
+    return [c for c in build_suite(suite) if not c.name.startswith("long-")], suite
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint", nargs="?", default="npc_runtime/weights/tiny")
@@ -75,13 +84,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    if args.select:
-        # Past dev's 100..105; quick/full use 0..7 and the long stream 500.
-        cases = [world_case(i, args.seconds, name=f"select-{i:03d}")
-                 for i in range(106, 106 + args.select)]
-        args.suite = f"select ({args.select} x {args.seconds:g} s)"
-    else:
-        cases = [c for c in build_suite(args.suite) if not c.name.startswith("long-")]
+    cases, args.suite = selection_cases(args.suite, args.select, args.seconds)
     probe = Probe.load()
     performers = [_Recording(OnlineLPMPerformer(args.checkpoint, name=f"gain_{g:g}",
                                                 emotion_gain=g)) for g in args.gains]
