@@ -127,6 +127,10 @@ def fit_latent_scale(vae: VAE, frames: torch.Tensor, batch: int = 16) -> float:
 def swap_decoder(vae: VAE, donor: VAE) -> None:
     """Give `vae` the decoder of `donor`, which must share its latent space: config, encoder
     weights and latent_scale bit-identical (a decoder-only fine-tune of the same VAE)."""
+    if vae.cfg.emotion_dim != donor.cfg.emotion_dim:
+        raise ValueError("one decoder reads emotion tags and the other does not: an expression "
+                         "decoder comes with its checkpoint (npc-runtime train expression), it "
+                         "is not swapped in")
     a, b = vae.state_dict(), donor.state_dict()
     if vae.cfg != donor.cfg or not all(torch.equal(a[k], b[k]) for k in a
                                        if not k.startswith("decoder.")):

@@ -94,3 +94,16 @@ def test_face_weighted_vae_step_trains_and_bad_windows_are_refused(tmp_path):
             cfg.replace(vae=dataclasses.replace(cfg.vae, **bad))
     with pytest.raises(ValueError, match="face_window"):
         train_config_from_dict({"stage": "vae", "vae": {"face_window": [0, 1]}})
+
+
+def test_an_expression_decoder_is_not_swapped_into_a_plain_vae():
+    from npc_runtime.model.vae import VAE
+    from npc_runtime.train.vae import swap_decoder
+
+    plain_cfg = smoke_config("vae").model_config().vae
+    plain = VAE(plain_cfg)
+    expr = VAE(dataclasses.replace(plain_cfg, emotion_dim=7))
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    with pytest.raises(ValueError, match="reads emotion tags"):
+        swap_decoder(plain, expr)
+    assert all(torch.equal(v, before[k]) for k, v in plain.state_dict().items())
