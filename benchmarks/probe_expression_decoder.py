@@ -17,7 +17,6 @@ with `train bench` on `full` (docs/training.md, "Session 21").
 from __future__ import annotations
 
 import argparse
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ from npc_runtime.train.data import to_uint8
 from npc_runtime.train.flow import load_lpm
 from npc_runtime.train.performers import VAERoundTripPerformer, _emotion
 
-from sweep_emotion_gain import confusions, selection_cases
+from sweep_emotion_gain import confusion_line, selection_cases
 
 SHOWN = ("emotion_accuracy_strong", "emotion_accuracy", "emotion_corr", "lip_sync_corr",
          "identity_csim", "quiet_mouth_open", "fpd")
@@ -105,12 +104,7 @@ def main() -> None:
         agg = report["performers"][p.name]["aggregate"]
         print(p.name.ljust(22) + "  ".join(f"{agg[k]:.3f}" for k in SHOWN))
     for p in performers[2:]:
-        table: Counter = Counter()
-        for case in cases:
-            table += confusions(streams.get(case, p.way), case, probe, case.fps)
-        wrong = {k: v for k, v in sorted(table.items()) if k[0] != k[1]}
-        print(f"{p.name}: strong windows {sum(table.values())}, misread {sum(wrong.values())}: "
-              + ", ".join(f"{a}->{b} {n}" for (a, b), n in wrong.items()))
+        print(confusion_line(p.name, lambda case: streams.get(case, p.way), cases, probe))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,16 @@ def confusions(frames: np.ndarray, case, probe: Probe, fps: float) -> Counter:
                    if tag and w[tag] >= 0.5)
 
 
+def confusion_line(name: str, frames_of, cases, probe: Probe) -> str:
+    """One performer's strong windows and misreads over `cases`; `frames_of(case)` -> frames."""
+    table: Counter = Counter()
+    for case in cases:
+        table += confusions(frames_of(case), case, probe, case.fps)
+    wrong = {k: v for k, v in sorted(table.items()) if k[0] != k[1]}
+    return (f"{name}: strong windows {sum(table.values())}, misread {sum(wrong.values())}: "
+            + ", ".join(f"{a}->{b} {n}" for (a, b), n in wrong.items()))
+
+
 def selection_cases(suite: str, select: int, seconds: float) -> tuple[list, str]:
     """-> (cases, their name): `select` selection cases of `seconds` (world indices 106..: past
     dev's 100..105; quick/full use 0..7 and the long stream 500), or the suite's short cases."""
@@ -96,12 +106,8 @@ def main() -> None:
         agg = report["performers"][p.name]["aggregate"]
         print(p.name[5:].ljust(6) + "  ".join(f"{agg[k]:.3f}" for k in SHOWN))
     for p in performers:
-        table: Counter = Counter()
-        for case in cases:
-            table += confusions(np.concatenate(p.frames[case.name]), case, probe, case.fps)
-        wrong = {k: v for k, v in sorted(table.items()) if k[0] != k[1]}
-        print(f"{p.name}: strong windows {sum(table.values())}, misread {sum(wrong.values())}: "
-              + ", ".join(f"{a}->{b} {n}" for (a, b), n in wrong.items()))
+        print(confusion_line(p.name, lambda case: np.concatenate(p.frames[case.name]), cases,
+                             probe))
 
 
 if __name__ == "__main__":

@@ -295,8 +295,10 @@ class PerformanceModel:
             return []
         with self._lock, torch.inference_mode():
             z = self.step_latents(requests)
+            # Only an expression decoder reads the requested weights: nothing to build otherwise.
             emotion = torch.from_numpy(np.stack([np.asarray(r.emotion, np.float32)
-                                                 for r in requests])).to(self.device)
+                                                 for r in requests])).to(self.device) \
+                if self.cfg.vae.emotion_dim else None
             return list(self.decode(z, emotion))
 
     def step_latents(self, requests: list[ChunkRequest]) -> torch.Tensor:

@@ -56,7 +56,7 @@ from npc_runtime.config import ModelConfig
 from npc_runtime.emotions import DEFAULT_VOCABULARY
 from npc_runtime.model.lpm import LPM
 from npc_runtime.train.config import VAEOptions
-from npc_runtime.train.data import to_unit
+from npc_runtime.train.data import to_uint8, to_unit
 from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import _checkpoint_dir
 from npc_runtime.train.reader import encode_frames
@@ -183,9 +183,8 @@ def expression_heldout(lpm: LPM, frames: np.ndarray, z: torch.Tensor, emotion: t
     out: dict[str, float] = {}
     for name, src, em in (("tagged", z[0], emotion), ("neutral", z[0], None),
                           ("shuffled", z[0], shuffled), ("tagged_from_other", z[2], emotion)):
-        rec = torch.cat([vae.decode(src[a:a + 64], None if em is None else em[a:a + 64])
-                         for a in range(0, len(src), 64)]).clamp(-1, 1)
-        img = ((rec + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        img = to_uint8(torch.cat([vae.decode(src[a:a + 64], None if em is None else em[a:a + 64])
+                                  for a in range(0, len(src), 64)]))
         if name != "tagged_from_other":
             out[f"psnr_{name}"] = round(float(psnr(img, frames).mean()), 3)
             out[f"face_psnr_{name}"] = round(float(psnr(img[:, inside],
