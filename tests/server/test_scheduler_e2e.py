@@ -35,12 +35,14 @@ def one_torch_thread():
 
 
 async def _settled_stats(stub, within_s: float = 10.0):
-    """GetStats once every stream's session is closed: the engine closes a finished stream's
-    session at its next tick, a moment after the client sees the stream end."""
+    """GetStats once every stream's session is closed and its KV-cache pages are back: a stream
+    leaves the live set as it ends, and the engine thread frees its pages at its next job, a
+    moment later. A leak still fails: the pages never come back within `within_s`."""
     deadline = asyncio.get_running_loop().time() + within_s
     while True:
         stats = await stub.GetStats(runtime_pb2.GetStatsRequest(), timeout=30)
-        if stats.active_sessions == 0 or asyncio.get_running_loop().time() > deadline:
+        settled = stats.active_sessions == 0 and stats.cache_pages_used == 0
+        if settled or asyncio.get_running_loop().time() > deadline:
             return stats
         await asyncio.sleep(0.1)
 
