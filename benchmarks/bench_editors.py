@@ -1,12 +1,13 @@
 """What the stream's add-ons cost beside the chunk step: the mouth editor, the nod editor, the
-nod track and the steady head's pitch reader, per 4-frame chunk, against the whole chunk step (sampling, commit, decode).
+nod track, the steady head's pitch reader and the expression editor, per 4-frame chunk, against the whole chunk step (sampling, commit, decode).
 
     .venv/bin/python benchmarks/bench_editors.py [--threads 2] [--repeats 50]
 
 Seeded random weights of the `tiny` config with the editors and the nod track on (speed does
 not depend on the weights). The editors are timed on every frame of a chunk; in the stream the
 mouth editor runs only while the NPC speaks and the nod editor only on a nod's frames and on
-frames the steady head pulls back (the reader reads every frame), so
+frames the steady head pulls back (the reader reads every frame), the expression editor on
+frames tagged with a non-neutral emotion, so
 these are the costs of a chunk that needs them. Prints milliseconds per chunk (median of
 `--repeats`) and each as a share of the chunk step; docs/benchmarks.md has the figures with
 the machine they came from.
@@ -49,11 +50,14 @@ def main() -> None:
                        mouth_edit=dataclasses.replace(base.mouth_edit, enabled=True,
                                                       emotion=True),
                        nod=dataclasses.replace(base.nod, enabled=True),
-                       steady=dataclasses.replace(base.steady, enabled=True))
+                       steady=dataclasses.replace(base.steady, enabled=True),
+                       expression_edit=dataclasses.replace(base.expression_edit, enabled=True))
     # The reference chunk step runs without the nod track (a random track nods at random).
     model = PerformanceModel.from_config(
         cfg.replace(nod=dataclasses.replace(cfg.nod, enabled=False),
-                    steady=dataclasses.replace(cfg.steady, enabled=False)), seed=0)
+                    steady=dataclasses.replace(cfg.steady, enabled=False),
+                    expression_edit=dataclasses.replace(cfg.expression_edit, enabled=False)),
+        seed=0)
     lpm, c = PerformanceModel.from_config(cfg, seed=0).lpm.eval(), cfg.stream.chunk_frames
     rng = np.random.default_rng(0)
     refs = rng.integers(0, 256, (1, cfg.frame_size, cfg.frame_size, 3), dtype=np.uint8)
@@ -74,7 +78,8 @@ def main() -> None:
     with torch.inference_mode():
         step = median_ms(lambda: model.step([request()]), args.repeats)
         rows = {
-            "chunk step (2 steps, commit, mouth editor on speech, decode; no nods)": step,
+            "chunk step (2 steps, commit, mouth editor on speech, decode; no nods, no "
+            "expression editor)": step,
             "mouth editor, 4 frames (its 16x16 window)":
                 median_ms(lambda: lpm.mouth_edit.frames(z, mouth, weights), args.repeats),
             "nod editor, 4 frames (its 30x24 window)":
@@ -83,6 +88,8 @@ def main() -> None:
                                               args.repeats),
             "steady head's pitch reader, 4 frames":
                 median_ms(lambda: lpm.pitch_reader(z.flatten(0, 1)), args.repeats),
+            "expression editor, 4 tagged frames (its 18x16 window)":
+                median_ms(lambda: lpm.expression_edit.frames(z, weights), args.repeats),
         }
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.threads} threads, median of {args.repeats}")

@@ -174,6 +174,27 @@ class SteadyConfig:
 
 
 @dataclass(frozen=True)
+class ExpressionEditConfig:
+    # An expression editor (`model/expression_edit.py`): after the mouth and the nods, a small
+    # latent U-Net redraws the face's expression (eyes, brows, mouth corners, sneer) of every
+    # frame tagged with a non-neutral emotion as the tag asks, conditioned on the frame's
+    # weights. Why: the 2-step student draws the tagged emotions weaker or as another one
+    # (angry as happy, fearful as surprised), and a gain on the emotion's conditioning pulls
+    # the likeness down with it (docs/training.md, sessions 18 and 21); the editor reaches only
+    # the expression. Shown, never committed: the DiT streams as without it. Off in checkpoints
+    # that predate it; `npc-runtime train express` adds it.
+    enabled: bool = False
+    channels: int = 32          # the U-Net, as mouth_edit's
+    hidden: int = 64
+    blocks: int = 3
+    # Where an emotion's expression changes the frame: 99.6 % of the changed pixels (> 12 of
+    # 255) over six sessions' counterfactual renders of every base emotion at full intensity,
+    # train and eval identities, lie in rows 38-85 and columns 41-86 of 128; grown by a few
+    # latent pixels for head motion and the decoder's reach.
+    window: tuple[float, float, float, float] = (0.1875, 0.75, 0.25, 0.75)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "tiny"
     frame_size: int = 128
@@ -185,6 +206,7 @@ class ModelConfig:
     mouth_edit: MouthEditConfig = field(default_factory=MouthEditConfig)
     nod: NodConfig = field(default_factory=NodConfig)
     steady: SteadyConfig = field(default_factory=SteadyConfig)
+    expression_edit: ExpressionEditConfig = field(default_factory=ExpressionEditConfig)
 
     def __post_init__(self) -> None:
         if self.vae.emotion_dim not in (0, self.emotion_dim):
@@ -247,6 +269,11 @@ class ModelConfig:
                 or st.emotion_hold_frames < 0:
             raise ValueError(f"steady: width >= 1, time_constant_frames >= 1, band in [0, 1], "
                              f"emotion_hold_frames >= 0, got {st}")
+        x = self.expression_edit
+        if min(x.channels, x.hidden) < 8 or x.channels % 8 or x.hidden % 8 or x.blocks < 1:
+            raise ValueError("expression_edit: channels and hidden must be multiples of 8 "
+                             "(group norm), blocks >= 1")
+        _check_window("expression_edit.window", x.window)
 
     # Derived sizes (gpt-fast style: computed, never stored).
     @property
@@ -263,6 +290,11 @@ class ModelConfig:
     def nod_window(self) -> tuple[slice, slice]:
         """nod.window in latent pixels (rows, cols), as mouth_window."""
         return self.latent_window(self.nod.window, "nod.window")
+
+    @property
+    def expression_window(self) -> tuple[slice, slice]:
+        """expression_edit.window in latent pixels (rows, cols), as mouth_window."""
+        return self.latent_window(self.expression_edit.window, "expression_edit.window")
 
     def latent_window(self, window: tuple[float, float, float, float], name: str
                       ) -> tuple[slice, slice]:

@@ -314,6 +314,7 @@ class PerformanceModel:
             # config asks for the edited one (mouth_edit.commit_edited, config.py: why).
             self.commit(z if self.cfg.mouth_edit.commit_edited else sampled, ctx, view)
             z = self.nod(z, requests)
+            z = self.express(z, requests)
             for sid in ids:
                 self._sessions[sid].chunk_index += 1
             return z
@@ -394,6 +395,16 @@ class PerformanceModel:
             offsets = offsets + steady_offsets(self.cfg, pitch, quiet,
                                                [s.steady for s in sessions], emotion)
         return self.lpm.nod_edit.frames(z, offsets.to(self.device))
+
+    def express(self, z: torch.Tensor, requests: list[ChunkRequest]) -> torch.Tensor:
+        """The expression editor (model/expression_edit.py), where the model has one: the frames
+        tagged with any non-neutral weight get the expression their weights ask for."""
+        editor = self.lpm.expression_edit
+        if editor is None:
+            return z
+        weights = torch.from_numpy(np.stack([np.asarray(r.emotion, np.float32)
+                                             for r in requests]))
+        return editor.frames(z, weights.to(z.device))
 
     def decode(self, z: torch.Tensor, emotion: torch.Tensor | None = None) -> np.ndarray:
         """Latents (B, C, c, h, w) -> (B, C, H, W, 3) uint8; `emotion` (B, C, E): the frames'

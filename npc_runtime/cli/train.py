@@ -9,6 +9,7 @@
     npc-runtime train nod --init runs/editor_tiny --out runs/nod_tiny            # + listening nods
     npc-runtime train steady --init runs/nod_tiny --out runs/steady_tiny         # + steady head
     npc-runtime train expression --init runs/steady_tiny --out runs/expr_tiny    # + expression decoder
+    npc-runtime train express --init runs/steady_tiny --out runs/express_tiny    # + expression editor
     npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
     npc-runtime train ship runs/vae_tiny/export          # -> npc_runtime/weights/tiny
 
@@ -157,6 +158,20 @@ def _expression(args: argparse.Namespace) -> int:
     report = train_expression_checkpoint(args.init, args.out, cfg,
                                          progress=not args.no_progress)
     log.info("expression decoder -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
+    return 0
+
+
+def _express(args: argparse.Namespace) -> int:
+    """Give a checkpoint an expression editor (redraws the tagged frames' expressions)."""
+    from npc_runtime.train.expression_edit import (ExpressionEditTrainConfig,
+                                                   train_expression_edit_checkpoint)
+
+    cfg = _counted_config(args, ExpressionEditTrainConfig(),
+                          (("steps", "steps"), ("sessions", "sessions"), ("keep", "keep"),
+                           ("latent_weight", "latent_weight")))
+    report = train_expression_edit_checkpoint(args.init, args.out, cfg,
+                                              progress=not args.no_progress)
+    log.info("expression editor -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
     return 0
 
 
@@ -370,6 +385,19 @@ def register(subparsers) -> None:
     expression.add_argument("--threads", type=int, help="torch CPU threads")
     expression.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     expression.set_defaults(func=_expression)
+    express = sub.add_parser("express", help="give a checkpoint an expression editor "
+                             "(redraws each tagged frame's expression in latent space)")
+    express.add_argument("--init", required=True, help="an LPM checkpoint (or run)")
+    express.add_argument("--out", required=True, help="output checkpoint directory")
+    express.add_argument("--steps", type=int, help="default 2000")
+    express.add_argument("--sessions", type=int, help="8 s rendered sessions (default 160)")
+    express.add_argument("--keep", type=float, help="share of samples already as tagged "
+                         "(default 0.15)")
+    express.add_argument("--latent-weight", type=float, help="weight of the latent term "
+                         "(default 0.1)")
+    express.add_argument("--threads", type=int, help="torch CPU threads")
+    express.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    express.set_defaults(func=_express)
     export = sub.add_parser("export", help="export a run's latest checkpoint (mid-run)")
     export.add_argument("run", help="a run directory (train.yaml + checkpoints/)")
     export.add_argument("--dest", help="default: RUN/export")

@@ -18,6 +18,7 @@ from npc_runtime.model.audio import AudioEncoder, MouthTrack
 from npc_runtime.model.dispatch import write_pages_impl
 from npc_runtime.model.dit import LISTEN, SPEAK, ChunkContext, LPMDiT
 from npc_runtime.model.kv_cache import CacheView, PagePool
+from npc_runtime.model.expression_edit import ExpressionEditor
 from npc_runtime.model.mouth_edit import MouthEditor, speech_gate
 from npc_runtime.model.nod import NodEditor, NodTrack
 from npc_runtime.model.steady import PitchReader
@@ -92,6 +93,7 @@ class LPM(nn.Module):
         self.nod_track = NodTrack(cfg) if cfg.nod.enabled else None
         self.nod_edit = NodEditor(cfg) if cfg.nod.enabled else None
         self.pitch_reader = PitchReader(cfg) if cfg.steady.enabled else None
+        self.expression_edit = ExpressionEditor(cfg) if cfg.expression_edit.enabled else None
 
     # ------------------------------------------------------------------ conditioning
     def encode_audio(self, windows: torch.Tensor, channel: int) -> torch.Tensor:
