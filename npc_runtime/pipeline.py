@@ -54,6 +54,13 @@ class ChunkRequest:
     emotion: np.ndarray            # (C, emotion_dim) float32 per-frame weights
 
 
+def stacked(requests: list["ChunkRequest"], name: str) -> torch.Tensor:
+    """One field of every request (speak, listen or emotion), stacked: (B, ...) float32 on the
+    CPU; the caller moves it where it is needed."""
+    return torch.from_numpy(np.stack([np.asarray(getattr(r, name), np.float32)
+                                      for r in requests]))
+
+
 @dataclass
 class IdentityEncoding:
     """An NPC's identity sink: per-layer K/V of its reference tokens. A cache, never truth."""
@@ -296,8 +303,7 @@ class PerformanceModel:
         with self._lock, torch.inference_mode():
             z = self.step_latents(requests)
             # Only an expression decoder reads the requested weights: nothing to build otherwise.
-            emotion = torch.from_numpy(np.stack([np.asarray(r.emotion, np.float32)
-                                                 for r in requests])).to(self.device) \
+            emotion = stacked(requests, "emotion").to(self.device) \
                 if self.cfg.vae.emotion_dim else None
             return list(self.decode(z, emotion))
 
@@ -342,9 +348,8 @@ class PerformanceModel:
 
     def encode_context(self, requests: list[ChunkRequest]) -> ChunkContext:
         dev, c = self.device, self.chunk_frames
-        speak = torch.from_numpy(np.stack([np.asarray(r.speak, np.float32) for r in requests]))
-        listen = torch.from_numpy(np.stack([np.asarray(r.listen, np.float32) for r in requests]))
-        emotion = torch.from_numpy(np.stack([np.asarray(r.emotion, np.float32) for r in requests]))
+        speak, listen = stacked(requests, "speak"), stacked(requests, "listen")
+        emotion = stacked(requests, "emotion")
         first = torch.tensor([self._sessions[r.session_id].chunk_index * c for r in requests])
         positions = first[:, None] + torch.arange(c)                        # (B, C)
         return self.lpm.context(speak[:, None].to(dev), listen[:, None].to(dev),
@@ -378,7 +383,7 @@ class PerformanceModel:
             return z
         sessions = [self._sessions[r.session_id] for r in requests]
         states = [s.nod for s in sessions]
-        listen = torch.from_numpy(np.stack([np.asarray(r.listen, np.float32) for r in requests]))
+        listen = stacked(requests, "listen")
         hidden = self.cfg.nod.hidden
         h = torch.stack([torch.zeros(hidden) if s.h is None else s.h for s in states])[None]
         logits, h = track.chunk(listen.to(self.device), h.to(self.device))
@@ -386,12 +391,10 @@ class PerformanceModel:
         for b, state in enumerate(states):
             state.h = h[0, b].cpu()
         if self.lpm.pitch_reader is not None:
-            speak = torch.from_numpy(np.stack([np.asarray(r.speak, np.float32)
-                                               for r in requests]))
+            speak = stacked(requests, "speak")
             quiet = speech_gate(self.cfg, speak[:, None]) == 0                 # (B, C)
             pitch = self.lpm.pitch_reader(z.flatten(0, 1)).view(z.shape[:2]).cpu()
-            emotion = torch.from_numpy(np.stack([np.asarray(r.emotion, np.float32)
-                                                 for r in requests]))
+            emotion = stacked(requests, "emotion")
             offsets = offsets + steady_offsets(self.cfg, pitch, quiet,
                                                [s.steady for s in sessions], emotion)
         return self.lpm.nod_edit.frames(z, offsets.to(self.device))
@@ -402,9 +405,7 @@ class PerformanceModel:
         editor = self.lpm.expression_edit
         if editor is None:
             return z
-        weights = torch.from_numpy(np.stack([np.asarray(r.emotion, np.float32)
-                                             for r in requests]))
-        return editor.frames(z, weights.to(z.device))
+        return editor.frames(z, stacked(requests, "emotion").to(z.device))
 
     def decode(self, z: torch.Tensor, emotion: torch.Tensor | None = None) -> np.ndarray:
         """Latents (B, C, c, h, w) -> (B, C, H, W, 3) uint8; `emotion` (B, C, E): the frames'

@@ -132,6 +132,12 @@ def expression_pixels(frames: np.ndarray, untagged: np.ndarray, threshold: int) 
     return (np.abs(frames.astype(np.int16) - untagged.astype(np.int16)).max(-1) > threshold)
 
 
+def masked_l1(recon: torch.Tensor, x: torch.Tensor, pixels: np.ndarray) -> torch.Tensor:
+    """Mean L1 of images (N, 3, H, W) over the marked pixels, bool (N, H, W) (0 where none)."""
+    m = torch.from_numpy(pixels)[:, None].to(recon.dtype)
+    return ((recon - x).abs() * m).sum() / (3 * m.sum()).clamp_min(1.0)
+
+
 def _other_emotion(emotion: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per frame, a base emotion other than its dominant one, at intensity U(0.3, 1)."""
     vocab = DEFAULT_VOCABULARY
@@ -237,9 +243,7 @@ def train_expression(donor: LPM, cfg: ExpressionTrainConfig = ExpressionTrainCon
         recon = lpm.vae.decode(zi, emotion[idx])
         loss = reconstruction_loss(recon, x, 1.0, 1.0, cfg.edge_weight, face)
         if cfg.expression_weight > 0:
-            m = torch.from_numpy(pixels[idx.numpy()])[:, None].float()
-            loss = loss + cfg.expression_weight * ((recon - x).abs() * m).sum() \
-                / (3 * m.sum()).clamp_min(1.0)
+            loss = loss + cfg.expression_weight * masked_l1(recon, x, pixels[idx.numpy()])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)

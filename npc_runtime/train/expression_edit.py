@@ -43,12 +43,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from npc_runtime.bench.metrics import decode_emotion
+from npc_runtime.bench.probes import Probe
 from npc_runtime.checkpoint import read_meta, save_checkpoint
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
 from npc_runtime.train.config import VAEOptions
 from npc_runtime.train.data import to_uint8, to_unit
-from npc_runtime.train.expression import _other_emotion, _retagged, expression_pixels
+from npc_runtime.train.expression import (_other_emotion, _retagged, expression_pixels,
+                                          masked_l1)
 from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import _checkpoint_dir
 from npc_runtime.train.reader import encode_frames
@@ -144,11 +147,10 @@ def edit_data(lpm: LPM, split: str, seeds: range, cfg: ExpressionEditTrainConfig
     return frames_np, z, torch.cat(emotions), np.concatenate(masks)
 
 
-def read_as_tagged(frames: np.ndarray, emotion: np.ndarray, probe) -> tuple[int, int]:
+def read_as_tagged(frames: np.ndarray, emotion: np.ndarray, probe: Probe) -> tuple[int, int]:
     """(frames the bench's probe reads as their tag, frames strongly tagged): over the frames
     tagged with a base emotion at >= 0.5, the dominant emotion decode_emotion finds in the
     probe's expression reading."""
-    from npc_runtime.bench.metrics import decode_emotion
     tag = emotion[:, 1:].argmax(1) + 1
     strong = emotion[np.arange(len(emotion)), tag] >= 0.5
     if not strong.any():
@@ -160,7 +162,8 @@ def read_as_tagged(frames: np.ndarray, emotion: np.ndarray, probe) -> tuple[int,
 
 @torch.no_grad()
 def edit_heldout(lpm: LPM, frames: np.ndarray, z: torch.Tensor, emotion: torch.Tensor,
-                 pixels: np.ndarray, face: torch.Tensor, probe=None) -> dict[str, float]:
+                 pixels: np.ndarray, face: torch.Tensor, probe: Probe | None = None
+                 ) -> dict[str, float]:
     """Face-window and expression-pixel PSNR (dB) against the target frames, and with a probe
     the share of strongly tagged frames read as their tag, decoded from: the inputs, the edited
     inputs, the targets' own latents, the edited targets."""
@@ -187,7 +190,7 @@ def edit_heldout(lpm: LPM, frames: np.ndarray, z: torch.Tensor, emotion: torch.T
 
 
 def train_expression_edit(donor: LPM, cfg: ExpressionEditTrainConfig = ExpressionEditTrainConfig(),
-                          progress: bool = True, probe=None) -> tuple[LPM, dict]:
+                          progress: bool = True, probe: Probe | None = None) -> tuple[LPM, dict]:
     """-> (the donor with a trained expression editor, report with held-out scores)."""
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
@@ -223,9 +226,7 @@ def train_expression_edit(donor: LPM, cfg: ExpressionEditTrainConfig = Expressio
         x = to_unit(frames[idx.numpy()])
         loss = reconstruction_loss(recon, x, 1.0, 1.0, cfg.edge_weight, face)
         if cfg.expression_weight > 0:
-            m = torch.from_numpy(pixels[idx.numpy()])[:, None].float()
-            loss = loss + cfg.expression_weight * ((recon - x).abs() * m).sum() \
-                / (3 * m.sum()).clamp_min(1.0)
+            loss = loss + cfg.expression_weight * masked_l1(recon, x, pixels[idx.numpy()])
         if cfg.latent_weight > 0:
             loss = loss + cfg.latent_weight * (edited - z[0, idx]).square().mean()
         opt.zero_grad(set_to_none=True)
@@ -249,7 +250,6 @@ def train_expression_edit_checkpoint(init: str | Path, out: str | Path,
                                      cfg: ExpressionEditTrainConfig = ExpressionEditTrainConfig(),
                                      progress: bool = True) -> dict:
     """`npc-runtime train express`: load `init`, give it a trained expression editor, save it."""
-    from npc_runtime.bench.probes import Probe
     src = _checkpoint_dir(init)
     _, trained, info = read_meta(src)
     donor, _ = load_lpm(src, causal=bool(info.get("causal", True)))
