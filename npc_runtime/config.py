@@ -192,6 +192,12 @@ class ExpressionEditConfig:
     # train and eval identities, lie in rows 38-85 and columns 41-86 of 128; grown by a few
     # latent pixels for head motion and the decoder's reach.
     window: tuple[float, float, float, float] = (0.1875, 0.75, 0.25, 0.75)
+    # The editor also sees the same window of the NPC's first reference (its resting face,
+    # front on), latent beside latent. Why: the student draws each identity's resting eyes and
+    # brows a little off (narrower eyes on every identity measured, session 23), so an angry
+    # face's wide eyes read as happy's squint; what the identity's resting face looks like is
+    # in its reference, not in the frame.
+    reference: bool = False
 
 
 @dataclass(frozen=True)

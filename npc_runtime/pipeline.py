@@ -63,26 +63,37 @@ def stacked(requests: list["ChunkRequest"], name: str) -> torch.Tensor:
 
 @dataclass
 class IdentityEncoding:
-    """An NPC's identity sink: per-layer K/V of its reference tokens. A cache, never truth."""
+    """An NPC's identity sink: per-layer K/V of its reference tokens, and where the model's
+    expression editor reads one (expression_edit.reference) the first reference's scaled latent
+    (its resting face). A cache, never truth."""
     k: torch.Tensor                # (L, S, H, D)
     v: torch.Tensor
     n_refs: int
     fingerprint: str               # of the model that made it; stale encodings are rejected
+    anchor: torch.Tensor | None = None   # (c, h, w)
 
     def to_bytes(self) -> bytes:
-        return st_save({"k": self.k.contiguous().cpu(), "v": self.v.contiguous().cpu()},
-                       metadata={"n_refs": str(self.n_refs), "fingerprint": self.fingerprint})
+        tensors = {"k": self.k.contiguous().cpu(), "v": self.v.contiguous().cpu()}
+        if self.anchor is not None:
+            tensors["anchor"] = self.anchor.contiguous().cpu()
+        return st_save(tensors, metadata={"n_refs": str(self.n_refs),
+                                          "fingerprint": self.fingerprint})
 
     @classmethod
     def from_bytes(cls, model: "PerformanceModel", data: bytes) -> "IdentityEncoding":
         try:
             tensors = st_load(data)
             meta = _safetensors_metadata(data)
-            enc = cls(tensors["k"], tensors["v"], int(meta["n_refs"]), meta["fingerprint"])
+            enc = cls(tensors["k"], tensors["v"], int(meta["n_refs"]), meta["fingerprint"],
+                      tensors.get("anchor"))
         except Exception as exc:  # noqa: BLE001 - any decoding failure means "rebuild"
             raise ValueError(f"unreadable identity encoding: {exc}") from exc
         if enc.fingerprint != model.fingerprint:
             raise ValueError("identity encoding was made by a different model; re-encode it")
+        if model.cfg.expression_edit.enabled and model.cfg.expression_edit.reference \
+                and enc.anchor is None:
+            raise ValueError("identity encoding has no reference latent for this model's "
+                             "expression editor; re-encode it")
         return enc
 
 
@@ -255,11 +266,19 @@ class PerformanceModel:
     def encode_identity(self, references: np.ndarray) -> IdentityEncoding:
         x = self.references_to_tensor(references)
         k, v = self.lpm.encode_identity(x)                       # (L, 1, S, H, D)
-        return IdentityEncoding(k[:, 0].clone(), v[:, 0].clone(), x.shape[1], self.fingerprint)
+        x_cfg = self.cfg.expression_edit
+        anchor = (self.lpm.vae.encode(x[0, :1])[0].clone()
+                  if x_cfg.enabled and x_cfg.reference else None)
+        return IdentityEncoding(k[:, 0].clone(), v[:, 0].clone(), x.shape[1], self.fingerprint,
+                                anchor)
 
     def open_session(self, identity: IdentityEncoding, seed: int = 0) -> int:
         if identity.fingerprint != self.fingerprint:
             raise ValueError("identity encoding was made by a different model; re-encode it")
+        x_cfg = self.cfg.expression_edit
+        if x_cfg.enabled and x_cfg.reference and identity.anchor is None:
+            raise ValueError("identity encoding has no reference latent for this model's "
+                             "expression editor; re-encode it")
         with self._lock:
             sid = self._next_id
             self.cache.add_session(sid, identity.n_refs)          # may raise CacheFullError
@@ -405,7 +424,11 @@ class PerformanceModel:
         editor = self.lpm.expression_edit
         if editor is None:
             return z
-        return editor.frames(z, stacked(requests, "emotion").to(z.device))
+        reference = None
+        if editor.extra_channels:
+            reference = torch.stack([self._sessions[r.session_id].identity.anchor
+                                     for r in requests]).to(z.device, z.dtype)
+        return editor.frames(z, stacked(requests, "emotion").to(z.device), reference)
 
     def decode(self, z: torch.Tensor, emotion: torch.Tensor | None = None) -> np.ndarray:
         """Latents (B, C, c, h, w) -> (B, C, H, W, 3) uint8; `emotion` (B, C, E): the frames'

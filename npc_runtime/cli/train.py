@@ -168,7 +168,11 @@ def _express(args: argparse.Namespace) -> int:
 
     cfg = _counted_config(args, ExpressionEditTrainConfig(),
                           (("steps", "steps"), ("sessions", "sessions"), ("keep", "keep"),
-                           ("latent_weight", "latent_weight")))
+                           ("latent_weight", "latent_weight"), ("drift", "drift")))
+    if args.reference:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, reference=True)
     report = train_expression_edit_checkpoint(args.init, args.out, cfg,
                                               progress=not args.no_progress)
     log.info("expression editor -> %s: held-out %s", args.out, json.dumps(report["heldout"]))
@@ -395,6 +399,10 @@ def register(subparsers) -> None:
                          "(default 0.15)")
     express.add_argument("--latent-weight", type=float, help="weight of the latent term "
                          "(default 0.1)")
+    express.add_argument("--drift", type=float, help="share of inputs with the student's "
+                         "drift, eyes narrowed and brows off (default 0)")
+    express.add_argument("--reference", action="store_true", help="the editor also sees the "
+                         "NPC's first reference, its resting face (expression_edit.reference)")
     express.add_argument("--threads", type=int, help="torch CPU threads")
     express.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     express.set_defaults(func=_express)

@@ -3,9 +3,13 @@
 Interface: `ExpressionEditor(cfg)`, the latent editor (model/latent_edit.py) over the face's
 window (`expression_edit.window`), conditioned on a frame's emotion weights (the designer's
 tags as the request gave them, not the DiT's gained ones):
-- `forward(z (N, c, h, w), weights (N, E)) -> z'` edits every frame;
-- `frames(z (B, F, c, h, w), weights (B, F, E))` edits the frames tagged with any non-neutral
-  weight (`expressive`) and passes the neutral ones untouched, at no cost.
+- `forward(z (N, c, h, w), weights (N, E), reference (N, c, h, w) | None) -> z'` edits every
+  frame;
+- `frames(z (B, F, c, h, w), weights (B, F, E), reference (B, c, h, w) | None)` edits the frames
+  tagged with any non-neutral weight (`expressive`) and passes the neutral ones untouched, at
+  no cost.
+`reference`: with `expression_edit.reference`, the scaled latent of the NPC's first reference
+image (its resting face), whose window the editor sees beside the frame's; None otherwise.
 
 Why: distilled to two steps, the student draws the tagged emotions weaker than its teacher or
 as another one (angry as happy, fearful as surprised: docs/training.md, sessions 18 and 21),
@@ -35,17 +39,28 @@ class ExpressionEditor(LatentEditor):
     def __init__(self, cfg: ModelConfig) -> None:
         x = cfg.expression_edit
         super().__init__(cfg.vae.latent_channels, cfg.emotion_dim, x.channels, x.hidden,
-                         x.blocks, cfg.expression_window)
+                         x.blocks, cfg.expression_window,
+                         cfg.vae.latent_channels if x.reference else 0)
 
-    def forward(self, z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """z (N, c, h, w), emotion weights (N, E) -> z with the face's expression redrawn."""
-        return self.edit(z, weights)
+    def forward(self, z: torch.Tensor, weights: torch.Tensor,
+                reference: torch.Tensor | None = None) -> torch.Tensor:
+        """z (N, c, h, w), emotion weights (N, E), reference latents (N, c, h, w) where the
+        editor takes one -> z with the face's expression redrawn."""
+        return self.edit(z, weights, reference)
 
-    def frames(self, z: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Chunks z (B, F, c, h, w), weights (B, F, E) -> the tagged frames redrawn; frames
-        tagged neutral as they came."""
+    def frames(self, z: torch.Tensor, weights: torch.Tensor,
+               reference: torch.Tensor | None = None) -> torch.Tensor:
+        """Chunks z (B, F, c, h, w), weights (B, F, E), reference (B, c, h, w) where the editor
+        takes one -> the tagged frames redrawn; frames tagged neutral as they came."""
         if weights.shape[:2] != z.shape[:2] or weights.shape[2:] != (self.cond_dim,):
             raise ValueError(f"expression editor: weights (B, F, {self.cond_dim}) with (B, F) = "
                              f"{tuple(z.shape[:2])} needed, got {tuple(weights.shape)}")
+        extra = None
+        if reference is not None:
+            if reference.shape != (z.shape[0], *z.shape[2:]):
+                raise ValueError(f"expression editor: reference (B, c, h, w) = "
+                                 f"{(z.shape[0], *z.shape[2:])} needed, got "
+                                 f"{tuple(reference.shape)}")
+            extra = reference[:, None].expand(z.shape)
         weights = weights.to(z.dtype)
-        return self.gated(z, weights, expressive(weights).to(z.dtype))
+        return self.gated(z, weights, expressive(weights).to(z.dtype), extra)

@@ -1,7 +1,9 @@
 """A latent editor: a small U-Net that changes one part of a latent frame to match a condition.
 
-Interface: `LatentEditor(latent_channels, cond_dim, channels, hidden, blocks, window)`;
-`edit(z, cond) -> z'`, z (N, c, h, w) scaled VAE latents of whole frames, cond (N, cond_dim);
+Interface: `LatentEditor(latent_channels, cond_dim, channels, hidden, blocks, window,
+extra_channels=0)`; `edit(z, cond, extra=None) -> z'`, z (N, c, h, w) scaled VAE latents of
+whole frames, cond (N, cond_dim), extra (N, extra_channels, h, w) a second latent whose window
+the editor sees beside z's (the expression editor's reference) where extra_channels > 0;
 z' = z + a residual that is zero at initialisation (an untrained editor changes nothing) and
 zero outside `window` (rows, cols slices of the latent): the editor sees and changes only that
 crop. `gated(z, cond, gate)` applies it to chunks (B, F, ...) as much as a per-frame gate says,
@@ -43,12 +45,12 @@ class _FiLMBlock(nn.Module):
 
 class LatentEditor(nn.Module):
     def __init__(self, latent_channels: int, cond_dim: int, channels: int, hidden: int,
-                 blocks: int, window: tuple[slice, slice]) -> None:
+                 blocks: int, window: tuple[slice, slice], extra_channels: int = 0) -> None:
         super().__init__()
-        self.cond_dim = cond_dim
+        self.cond_dim, self.extra_channels = cond_dim, extra_channels
         self.cond = nn.Sequential(nn.Linear(cond_dim, hidden), nn.SiLU(),
                                   nn.Linear(hidden, hidden))
-        self.stem = nn.Conv2d(latent_channels, channels, 3, padding=1)
+        self.stem = nn.Conv2d(latent_channels + extra_channels, channels, 3, padding=1)
         self.down = nn.Conv2d(channels, hidden, 3, stride=2, padding=1)
         self.blocks = nn.ModuleList(_FiLMBlock(hidden, hidden) for _ in range(blocks))
         self.up = nn.Conv2d(hidden, channels, 3, padding=1)
@@ -58,14 +60,24 @@ class LatentEditor(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.window = window
 
-    def edit(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """z (N, c, h, w), cond (N, cond_dim) -> z with the window edited."""
+    def edit(self, z: torch.Tensor, cond: torch.Tensor, extra: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """z (N, c, h, w), cond (N, cond_dim), extra (N, extra_channels, h, w) or None -> z with
+        the window edited."""
         if z.ndim != 4 or cond.shape != (z.shape[0], self.cond_dim):
             raise ValueError(f"latent editor: z (N, c, h, w) and cond (N, {self.cond_dim}), "
                              f"got {tuple(z.shape)} and {tuple(cond.shape)}")
+        want = (z.shape[0], self.extra_channels, *z.shape[2:])
+        if (extra is None) != (self.extra_channels == 0) or (
+                extra is not None and tuple(extra.shape) != want):
+            raise ValueError(f"latent editor: extra latent {want if self.extra_channels else None}"
+                             f" needed, got {None if extra is None else tuple(extra.shape)}")
         rows, cols = self.window
         c = self.cond(cond.to(z.dtype))
-        skip = self.stem(z[:, :, rows, cols])
+        x = z[:, :, rows, cols]
+        if extra is not None:
+            x = torch.cat([x, extra[:, :, rows, cols].to(z.dtype)], dim=1)
+        skip = self.stem(x)
         h = self.down(F.silu(skip))
         for block in self.blocks:
             h = block(h, c)
@@ -76,14 +88,15 @@ class LatentEditor(nn.Module):
         pad = (cols.start, z.shape[3] - cols.stop, rows.start, z.shape[2] - rows.stop)
         return z + F.pad(self.out(F.silu(h)), pad)
 
-    def gated(self, z: torch.Tensor, cond: torch.Tensor, gate: torch.Tensor | None = None
-              ) -> torch.Tensor:
+    def gated(self, z: torch.Tensor, cond: torch.Tensor, gate: torch.Tensor | None = None,
+              extra: torch.Tensor | None = None) -> torch.Tensor:
         """Chunks: z (B, F, c, h, w), cond (B, F, cond_dim), gate (B, F) in [0, 1] or None (edit
-        every frame) -> z + gate * (edit(z) - z). Frames with gate 0 come back as they came and
-        cost nothing."""
+        every frame), extra (B, F, extra_channels, h, w) where the editor takes one -> z + gate *
+        (edit(z) - z). Frames with gate 0 come back as they came and cost nothing."""
         flat, cond = z.flatten(0, 1), cond.flatten(0, 1)
+        extra = None if extra is None else extra.flatten(0, 1)
         if gate is None:
-            return self.edit(flat, cond).reshape(z.shape)
+            return self.edit(flat, cond, extra).reshape(z.shape)
         if gate.shape != z.shape[:2]:
             raise ValueError(f"latent editor: gate (B, F) = {tuple(z.shape[:2])} needed, got "
                              f"{tuple(gate.shape)}")
@@ -91,6 +104,6 @@ class LatentEditor(nn.Module):
         on = torch.nonzero(g > 0).squeeze(1)
         if len(on) == 0:
             return z
-        edited = self.edit(flat[on], cond[on])
+        edited = self.edit(flat[on], cond[on], None if extra is None else extra[on])
         w = g[on].view(-1, 1, 1, 1)
         return flat.index_copy(0, on, flat[on] + w * (edited - flat[on])).reshape(z.shape)

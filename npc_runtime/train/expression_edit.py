@@ -58,7 +58,7 @@ from npc_runtime.train.reader import encode_frames
 from npc_runtime.train.vae import psnr, reconstruction_loss, window_weights
 from npc_runtime.world.performance import EXPRESSION_BASIS, EXPRESSION_INDEX, P, clip_performance
 from npc_runtime.world.render import render_frames
-from npc_runtime.world.session import generate_session
+from npc_runtime.world.session import generate_session, render_references
 
 log = logging.getLogger(__name__)
 # Held-out sessions: evaluation split, seeds away from the bench suites' and the other add-ons'
@@ -68,6 +68,13 @@ TEST_FIRST_SEED = 25_000_000
 # The face's part of an emotion's expression: the basis without the head's tilt.
 FACE_BASIS = EXPRESSION_BASIS.copy()
 FACE_BASIS[:, P["head_pitch"]] = 0.0
+# The student's drift from the face it was asked for, whatever the tag: offsets drawn U(lo, hi)
+# on `drift` of the inputs. Measured in session 23 on the shipped stream (6 selection cases,
+# the probe's reading over neutral windows against the truth's): eyes narrower on every
+# identity (eye_wide -0.1 .. -0.7), brows off by up to +-0.5 and furrowed up to +0.3. Angry's
+# wide eyes then read as happy's or disgust's squint, the stream's main misread.
+DRIFT_RANGES: dict[str, tuple[float, float]] = {
+    "eye_wide": (-0.8, 0.1), "brow_raise": (-0.4, 0.3), "brow_furrow": (-0.1, 0.3)}
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class ExpressionEditTrainConfig:
     frames_per_session: int = 40
     retag: float = 0.7                 # share of frames re-tagged with a random base emotion
     other: float = 0.5                 # share of inputs with another emotion's face added
+    drift: float = 0.0                 # share of inputs with the student's drift (DRIFT_RANGES)
+    reference: bool = False            # the editor also sees the first reference (its config)
     keep: float = 0.15                 # share of samples whose input is the target's own latent
     steps: int = 2000
     batch: int = 16
@@ -96,54 +105,67 @@ class ExpressionEditTrainConfig:
                self.batch) < 1 or self.session_s <= 0:
             raise ValueError(f"expression editor training: counts >= 1 and session_s > 0: "
                              f"{self}")
-        if not all(0 <= v <= 1 for v in (self.retag, self.other, self.keep)) or self.lr <= 0 \
+        if not all(0 <= v <= 1 for v in (self.retag, self.other, self.keep, self.drift)) \
+                or self.lr <= 0 \
                 or min(self.latent_noise, self.edge_weight, self.expression_weight,
                        self.latent_weight) < 0 or self.face_weight <= 0 \
                 or not 0 < self.expression_threshold < 256:
-            raise ValueError(f"expression editor training: retag, other and keep in [0, 1], "
+            raise ValueError(f"expression editor training: retag, other, keep and drift in [0, 1], "
                              f"lr > 0, latent_noise and the loss weights >= 0, face_weight > 0, "
                              f"expression_threshold in 1..255: {self}")
 
 
-def add_expression_edit(donor: LPM) -> LPM:
-    """The donor with an untrained expression editor (which changes nothing)."""
+def add_expression_edit(donor: LPM, reference: bool = False) -> LPM:
+    """The donor with an untrained expression editor (which changes nothing); with `reference`
+    one that also sees the NPC's first reference (expression_edit.reference)."""
     cfg: ModelConfig = donor.cfg
     if cfg.expression_edit.enabled:
         raise ValueError("the checkpoint already has an expression editor")
-    return extend_lpm(donor, cfg.replace(expression_edit=replace(cfg.expression_edit,
-                                                                 enabled=True)),
-                      ("expression_edit.",))
+    return extend_lpm(donor, cfg.replace(expression_edit=replace(
+        cfg.expression_edit, enabled=True, reference=reference)), ("expression_edit.",))
 
 
-def weakened(perf: np.ndarray, emotion: np.ndarray, rng: np.random.Generator, other: float
-             ) -> np.ndarray:
+def weakened(perf: np.ndarray, emotion: np.ndarray, rng: np.random.Generator, other: float,
+             drift: float = 0.0) -> np.ndarray:
     """The frames' performance as the student draws it: the face's part of the tag scaled by
-    U(0, 1), and on `other` of them another base emotion's face added."""
+    U(0, 1), on `other` of them another base emotion's face added, and on `drift` of them the
+    student's drift (DRIFT_RANGES) added."""
     n = len(perf)
     scale = rng.uniform(0.0, 1.0, n)[:, None]
     wrong = _other_emotion(emotion, rng) * (rng.random(n) < other)[:, None]
-    return clip_performance(perf + ((scale - 1.0) * emotion + wrong) @ FACE_BASIS)
+    out = perf + ((scale - 1.0) * emotion + wrong) @ FACE_BASIS
+    if drift > 0:
+        on = rng.random(n) < drift
+        for name, (lo, hi) in DRIFT_RANGES.items():
+            out[:, P[name]] += on * rng.uniform(lo, hi, n)
+    return clip_performance(out)
 
 
 @torch.no_grad()
 def edit_data(lpm: LPM, split: str, seeds: range, cfg: ExpressionEditTrainConfig
               ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor, np.ndarray]:
-    """-> target frames uint8 (N, H, W, 3); latents (2, N, c, h, w) of the target and of the
-    input render; emotion weights (N, E); bool (N, H, W): the pixels input and target differ
-    in (expression_pixels)."""
+    """-> target frames uint8 (N, H, W, 3); latents (3, N, c, h, w) of the target, of the
+    input render and of the session's first reference (its identity's resting face, as the
+    stream's references are rendered); emotion weights (N, E); bool (N, H, W): the pixels input
+    and target differ in (expression_pixels)."""
     rng = np.random.default_rng(cfg.seed + seeds.start)
-    frames, inputs, emotions, masks = [], [], [], []
+    frames, inputs, refs, emotions, masks = [], [], [], [], []
     size = lpm.cfg.frame_size
     for seed in seeds:
         s = generate_session(seed, cfg.session_s, split, render=False)
         idx = rng.choice(s.num_frames, min(cfg.frames_per_session, s.num_frames), replace=False)
         perf, em = _retagged(s.perf[idx], s.emotion[idx], rng, cfg.retag)
         frames.append(render_frames(s.identity, perf, size))
-        inputs.append(render_frames(s.identity, weakened(perf, em, rng, cfg.other), size))
+        inputs.append(render_frames(s.identity, weakened(perf, em, rng, cfg.other, cfg.drift),
+                                    size))
+        refs.append(render_references(s.identity, size, 1))
         masks.append(expression_pixels(frames[-1], inputs[-1], cfg.expression_threshold))
         emotions.append(torch.from_numpy(em))
     frames_np = np.concatenate(frames)
-    z = torch.stack([encode_frames(lpm.vae, np.concatenate(f)) for f in (frames, inputs)])
+    per_session = torch.tensor([len(f) for f in frames])
+    ref_z = encode_frames(lpm.vae, np.concatenate(refs)).repeat_interleave(per_session, dim=0)
+    z = torch.stack([encode_frames(lpm.vae, np.concatenate(f)) for f in (frames, inputs)]
+                    + [ref_z])
     return frames_np, z, torch.cat(emotions), np.concatenate(masks)
 
 
@@ -168,6 +190,7 @@ def edit_heldout(lpm: LPM, frames: np.ndarray, z: torch.Tensor, emotion: torch.T
     the share of strongly tagged frames read as their tag, decoded from: the inputs, the edited
     inputs, the targets' own latents, the edited targets."""
     vae, editor = lpm.vae.eval(), lpm.expression_edit.eval()
+    refs = z[2] if editor.extra_channels else None
     inside = face[0, 0] > face[0, 0].min()
     out: dict[str, float] = {}
     for name, src, edit in (("input", z[1], False), ("edited", z[1], True),
@@ -176,7 +199,7 @@ def edit_heldout(lpm: LPM, frames: np.ndarray, z: torch.Tensor, emotion: torch.T
         for a in range(0, len(src), 64):
             zi = src[a:a + 64]
             if edit:
-                zi = editor(zi, emotion[a:a + 64])
+                zi = editor(zi, emotion[a:a + 64], None if refs is None else refs[a:a + 64])
             img.append(vae.decode(zi))
         img = to_uint8(torch.cat(img))
         out[f"face_psnr_{name}"] = round(float(psnr(img[:, inside], frames[:, inside]).mean()), 3)
@@ -194,7 +217,7 @@ def train_expression_edit(donor: LPM, cfg: ExpressionEditTrainConfig = Expressio
     """-> (the donor with a trained expression editor, report with held-out scores)."""
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    lpm = add_expression_edit(donor)
+    lpm = add_expression_edit(donor, cfg.reference)
     freeze(lpm)
     editor = lpm.expression_edit
     for p in editor.parameters():
@@ -221,7 +244,7 @@ def train_expression_edit(donor: LPM, cfg: ExpressionEditTrainConfig = Expressio
         zi = torch.where(keep[:, None, None, None], z[0, idx], z[1, idx])
         sigma = cfg.latent_noise * torch.rand(batch, 1, 1, 1, generator=gen)
         zi = zi + sigma * torch.randn(zi.shape, generator=gen)
-        edited = editor(zi, emotion[idx])
+        edited = editor(zi, emotion[idx], z[2, idx] if cfg.reference else None)
         recon = lpm.vae.decode(edited)
         x = to_unit(frames[idx.numpy()])
         loss = reconstruction_loss(recon, x, 1.0, 1.0, cfg.edge_weight, face)

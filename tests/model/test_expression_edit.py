@@ -2,6 +2,8 @@
 an untrained one changes nothing, it edits only the face's window of the frames tagged with a
 non-neutral emotion, and in the stream it changes the shown frames only, never the cache."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -148,3 +150,65 @@ def test_the_stream_redraws_the_tagged_frames_and_leaves_the_cache_alone():
     frames = edited.step([ChunkRequest(one, *audio, w)])[0]
     z = edited.step_latents([ChunkRequest(two, *audio, w)])
     assert np.array_equal(frames, edited.decode(z)[0])
+
+
+def test_a_reference_editor_reads_the_resting_face_and_needs_it():
+    torch.manual_seed(2)
+    cfg = edit_cfg(reference=True)
+    editor = ExpressionEditor(cfg)
+    assert editor.stem.in_channels == 2 * cfg.vae.latent_channels
+    _live(editor)
+    with torch.no_grad():
+        for p in editor.stem.parameters():   # make the reference's channels count for sure
+            p.copy_(torch.randn(p.shape) * 0.2)
+    shape = (cfg.vae.latent_channels, cfg.latent_size, cfg.latent_size)
+    z, w = torch.randn(2, 4, *shape), _weights(cfg, 8, [True] * 8).view(2, 4, -1)
+    ref, other = torch.randn(2, *shape), torch.randn(2, *shape)
+    with torch.no_grad():
+        a, b = editor.frames(z, w, ref), editor.frames(z, w, other)
+        # Frame by frame, as forward() with the session's reference beside every frame.
+        single = editor(z.flatten(0, 1), w.flatten(0, 1),
+                        ref[:, None].expand(z.shape).flatten(0, 1)).view(z.shape)
+    assert torch.allclose(a, single, atol=1e-6)
+    assert not torch.allclose(a, b)                      # another resting face, another edit
+    rows, cols = cfg.expression_window
+    outside = torch.ones(shape[1:], dtype=torch.bool)
+    outside[rows, cols] = False
+    assert torch.equal(a[..., outside], z[..., outside])
+    with pytest.raises(ValueError, match="extra latent"):
+        editor.frames(z, w)                              # no reference
+    with pytest.raises(ValueError, match="reference"):
+        editor.frames(z, w, ref[:1])
+    with pytest.raises(ValueError, match="extra latent"):
+        ExpressionEditor(edit_cfg())(z[0], w[0], ref[:1].expand(4, *shape))  # not wanted
+
+
+@torch.inference_mode()
+def test_the_stream_gives_a_reference_editor_the_first_reference():
+    rng = np.random.default_rng(5)
+    model = PerformanceModel.from_config(edit_cfg(reference=True), seed=0)
+    _randomize_zero_inits(model)
+    _live(model.lpm.expression_edit, seed=4)
+    cfg = model.cfg
+    refs = random_refs(rng, 2, cfg.frame_size)
+    identity = model.encode_identity(refs)
+    x = model.references_to_tensor(refs)
+    assert torch.equal(identity.anchor, model.lpm.vae.encode(x[0, :1])[0])
+    # The identity cache's bytes keep it; an encoding without one is refused and opens nothing.
+    again = type(identity).from_bytes(model, identity.to_bytes())
+    assert torch.equal(again.anchor, identity.anchor)
+    bare = dataclasses.replace(identity, anchor=None)
+    with pytest.raises(ValueError, match="reference latent"):
+        type(identity).from_bytes(model, bare.to_bytes())
+    with pytest.raises(ValueError, match="reference latent"):
+        model.open_session(bare)
+    assert model.session_count == 0 and model.cache.used_pages() == 0
+    # Streamed, the tagged frames depend on the reference the session was opened with.
+    n_chunks = 2
+    n = n_chunks * cfg.stream.chunk_frames
+    emotion = _weights(cfg, n, [True] * n).numpy()
+    speak = 0.1 * rng.standard_normal(n * cfg.samples_per_frame).astype(np.float32)
+    a = _stream(model, refs, speak, emotion, n_chunks)
+    assert torch.equal(a, _stream(model, refs, speak, emotion, n_chunks))   # seeded
+    flipped = _stream(model, refs[::-1].copy(), speak, emotion, n_chunks)
+    assert not torch.equal(a, flipped)

@@ -10,9 +10,9 @@ import torch
 from npc_runtime.checkpoint import read_meta
 from npc_runtime.model.lpm import LPM
 from npc_runtime.pipeline import PerformanceModel
-from npc_runtime.train.expression_edit import (FACE_BASIS, ExpressionEditTrainConfig,
-                                               add_expression_edit, edit_data,
-                                               train_expression_edit, weakened)
+from npc_runtime.train.expression_edit import (DRIFT_RANGES, FACE_BASIS,
+                                               ExpressionEditTrainConfig, add_expression_edit,
+                                               edit_data, train_expression_edit, weakened)
 from npc_runtime.train.flow import load_lpm
 from npc_runtime.world.performance import EXPRESSION_BASIS, P, neutral_performance
 
@@ -51,13 +51,39 @@ def test_the_input_weakens_the_tags_face_and_keeps_the_rest():
     assert not np.allclose(mixed[:, face], got[:, face])
 
 
+def test_the_students_drift_moves_eyes_and_brows_within_their_ranges_only():
+    n, e = 400, EXPRESSION_BASIS.shape[0]
+    emotion = np.zeros((n, e), np.float32)
+    emotion[:, 0] = 1.0                        # neutral: the tag's face is empty, only drift
+    perf = neutral_performance(n)
+    perf[:, P["jaw_open"]] = 0.4
+    none = weakened(perf, emotion, np.random.default_rng(1), other=0.0, drift=0.0)
+    assert np.array_equal(none, perf)
+    got = weakened(perf, emotion, np.random.default_rng(1), other=0.0, drift=0.5)
+    moved = np.abs(got - perf) > 0
+    drifted = [P[k] for k in DRIFT_RANGES]
+    assert not moved[:, [j for j in range(perf.shape[1]) if j not in drifted]].any()
+    rows = moved.any(1)
+    assert 0.35 < rows.mean() < 0.65           # about `drift` of the frames
+    for name, (lo, hi) in DRIFT_RANGES.items():
+        d = got[rows, P[name]] - perf[rows, P[name]]
+        assert d.min() >= lo - 1e-6 and d.max() <= hi + 1e-6
+    assert got[rows, P["eye_wide"]].mean() < -0.2   # the measured drift narrows the eyes
+    with pytest.raises(ValueError, match="drift"):
+        ExpressionEditTrainConfig(drift=1.5)
+
+
 def test_the_data_is_seeded_and_pairs_target_and_input():
     lpm = add_expression_edit(_donor())
     frames, z, emotion, pixels = edit_data(lpm, "train", range(950_000, 950_003), TINY)
     n = 3 * TINY.frames_per_session
     assert frames.shape == (n, lpm.cfg.frame_size, lpm.cfg.frame_size, 3)
-    assert z.shape == (2, n, lpm.cfg.vae.latent_channels, lpm.cfg.latent_size,
+    assert z.shape == (3, n, lpm.cfg.vae.latent_channels, lpm.cfg.latent_size,
                        lpm.cfg.latent_size)
+    # The third latent is the session's first reference, the same for all its frames.
+    per = TINY.frames_per_session
+    assert torch.equal(z[2, :per], z[2, :1].expand(per, -1, -1, -1))
+    assert not torch.equal(z[2, 0], z[2, per])
     assert emotion.shape == (n, lpm.cfg.emotion_dim)
     assert pixels.shape == frames.shape[:3] and pixels.any()
     assert not torch.equal(z[0], z[1])
@@ -107,7 +133,7 @@ def test_bad_inputs_are_refused():
     lpm = add_expression_edit(_donor())
     with pytest.raises(ValueError, match="already has an expression editor"):
         add_expression_edit(lpm)
-    with pytest.raises(ValueError, match="retag, other and keep in"):
+    with pytest.raises(ValueError, match="retag, other, keep and drift in"):
         dataclasses.replace(TINY, keep=1.5)
     with pytest.raises(ValueError, match="loss weights >= 0"):
         dataclasses.replace(TINY, latent_weight=-1.0)
@@ -120,9 +146,10 @@ def test_the_command_writes_a_checkpoint_the_stream_loads(tmp_path, chain):
 
     out = tmp_path / "express"
     assert main(["train", "express", "--init", str(chain["online"][1]), "--out", str(out),
-                 "--steps", "5", "--sessions", "2", "--no-progress"]) == 0
+                 "--steps", "5", "--sessions", "2", "--drift", "0.5", "--reference",
+                 "--no-progress"]) == 0
     cfg, _, info = read_meta(out)
-    assert cfg.expression_edit.enabled
+    assert cfg.expression_edit.enabled and cfg.expression_edit.reference
     assert "expression editor" in info["expression_edit"]
     assert info["recipe"].endswith("-> express")
     h = info["expression_edit_heldout"]
@@ -130,3 +157,13 @@ def test_the_command_writes_a_checkpoint_the_stream_loads(tmp_path, chain):
     model = PerformanceModel.from_checkpoint(out)
     assert model.lpm.expression_edit is not None
     assert model.describe()["info"]["expression_edit_heldout"] == h
+    # It streams, the session's first reference beside each tagged frame.
+    refs = np.stack([np.full((cfg.frame_size, cfg.frame_size, 3), 90 + 40 * i, np.uint8)
+                     for i in range(2)])
+    n = 2 * model.chunk_frames
+    emotion = np.zeros((n, cfg.emotion_dim), np.float32)
+    emotion[:, 3] = 0.8
+    emotion[:, 0] = 0.2
+    speak = np.zeros(n * cfg.samples_per_frame, np.float32)
+    frames = model.perform(refs, speak, emotion=emotion)
+    assert len(frames) == n
