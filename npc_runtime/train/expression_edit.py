@@ -71,7 +71,7 @@ FACE_BASIS[:, P["head_pitch"]] = 0.0
 # The student's drift from the face it was asked for, whatever the tag: offsets drawn U(lo, hi)
 # on `drift` of the inputs. Measured in session 23 on the shipped stream (6 selection cases,
 # the probe's reading over neutral windows against the truth's): eyes narrower on every
-# identity (eye_wide -0.1 .. -0.7), brows off by up to +-0.5 and furrowed up to +0.3. Angry's
+# identity (eye_wide -0.12 .. -0.71), brows off by up to +-0.5 and furrowed up to +0.24. Angry's
 # wide eyes then read as happy's or disgust's squint, the stream's main misread.
 DRIFT_RANGES: dict[str, tuple[float, float]] = {
     "eye_wide": (-0.8, 0.1), "brow_raise": (-0.4, 0.3), "brow_furrow": (-0.1, 0.3)}
