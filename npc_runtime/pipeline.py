@@ -90,10 +90,7 @@ class IdentityEncoding:
             raise ValueError(f"unreadable identity encoding: {exc}") from exc
         if enc.fingerprint != model.fingerprint:
             raise ValueError("identity encoding was made by a different model; re-encode it")
-        if model.cfg.expression_edit.enabled and model.cfg.expression_edit.reference \
-                and enc.anchor is None:
-            raise ValueError("identity encoding has no reference latent for this model's "
-                             "expression editor; re-encode it")
+        model.check_anchor(enc)
         return enc
 
 
@@ -266,19 +263,25 @@ class PerformanceModel:
     def encode_identity(self, references: np.ndarray) -> IdentityEncoding:
         x = self.references_to_tensor(references)
         k, v = self.lpm.encode_identity(x)                       # (L, 1, S, H, D)
-        x_cfg = self.cfg.expression_edit
-        anchor = (self.lpm.vae.encode(x[0, :1])[0].clone()
-                  if x_cfg.enabled and x_cfg.reference else None)
+        anchor = self.lpm.vae.encode(x[0, :1])[0].clone() if self.reads_reference else None
         return IdentityEncoding(k[:, 0].clone(), v[:, 0].clone(), x.shape[1], self.fingerprint,
                                 anchor)
+
+    @property
+    def reads_reference(self) -> bool:
+        """Whether the expression editor reads the first reference's latent (its `anchor`)."""
+        x = self.cfg.expression_edit
+        return x.enabled and x.reference
+
+    def check_anchor(self, identity: IdentityEncoding) -> None:
+        if self.reads_reference and identity.anchor is None:
+            raise ValueError("identity encoding has no reference latent for this model's "
+                             "expression editor; re-encode it")
 
     def open_session(self, identity: IdentityEncoding, seed: int = 0) -> int:
         if identity.fingerprint != self.fingerprint:
             raise ValueError("identity encoding was made by a different model; re-encode it")
-        x_cfg = self.cfg.expression_edit
-        if x_cfg.enabled and x_cfg.reference and identity.anchor is None:
-            raise ValueError("identity encoding has no reference latent for this model's "
-                             "expression editor; re-encode it")
+        self.check_anchor(identity)
         with self._lock:
             sid = self._next_id
             self.cache.add_session(sid, identity.n_refs)          # may raise CacheFullError
@@ -425,7 +428,7 @@ class PerformanceModel:
         if editor is None:
             return z
         reference = None
-        if editor.extra_channels:
+        if self.reads_reference:
             reference = torch.stack([self._sessions[r.session_id].identity.anchor
                                      for r in requests]).to(z.device, z.dtype)
         return editor.frames(z, stacked(requests, "emotion").to(z.device), reference)

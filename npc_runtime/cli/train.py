@@ -168,11 +168,8 @@ def _express(args: argparse.Namespace) -> int:
 
     cfg = _counted_config(args, ExpressionEditTrainConfig(),
                           (("steps", "steps"), ("sessions", "sessions"), ("keep", "keep"),
-                           ("latent_weight", "latent_weight"), ("drift", "drift")))
-    if args.reference:
-        import dataclasses
-
-        cfg = dataclasses.replace(cfg, reference=True)
+                           ("latent_weight", "latent_weight"), ("drift", "drift"),
+                           ("reference", "reference")))
     report = train_expression_edit_checkpoint(args.init, args.out, cfg,
                                               progress=not args.no_progress)
     log.info("expression editor -> %s: held-out %s", args.out, json.dumps(report["heldout"]))

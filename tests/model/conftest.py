@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from npc_runtime.config import AudioConfig, DiTConfig, ModelConfig, StreamConfig, VAEConfig
-from npc_runtime.pipeline import PerformanceModel
+from npc_runtime.pipeline import ChunkRequest, PerformanceModel, slice_audio
 
 
 def micro_config(**stream) -> ModelConfig:
@@ -53,3 +53,16 @@ def random_refs(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
 
 def random_emotion(rng: np.random.Generator, frames: int, dim: int) -> np.ndarray:
     return rng.uniform(0, 1, (frames, dim)).astype(np.float32)
+
+
+def step_session(model: PerformanceModel, sid: int, speak: np.ndarray, listen: np.ndarray,
+                 emotion: np.ndarray, n_chunks: int) -> torch.Tensor:
+    """Step an open session through `n_chunks` chunks -> its latents (F, c, h, w)."""
+    c = model.chunk_frames
+    out = []
+    for k in range(n_chunks):
+        start, end = model.audio_span(k)
+        out.append(model.step_latents([ChunkRequest(
+            sid, slice_audio(speak, start, end), slice_audio(listen, start, end),
+            emotion[k * c:(k + 1) * c])])[0])
+    return torch.stack(out).flatten(0, 1)

@@ -13,7 +13,7 @@ from npc_runtime.model.expression_edit import ExpressionEditor, expressive
 from npc_runtime.model.lpm import LPM
 from npc_runtime.pipeline import ChunkRequest, PerformanceModel, slice_audio
 
-from .conftest import _randomize_zero_inits, micro_config, random_refs
+from .conftest import _randomize_zero_inits, micro_config, random_refs, step_session
 
 
 def edit_cfg(**changes):
@@ -106,16 +106,10 @@ def _model(with_editor: bool) -> PerformanceModel:
 
 
 def _stream(model, refs, speak, emotion, n_chunks):
-    c = model.chunk_frames
     sid = model.open_session(model.encode_identity(refs), 3)
-    out = []
-    for k in range(n_chunks):
-        start, end = model.audio_span(k)
-        out.append(model.step_latents([ChunkRequest(
-            sid, slice_audio(speak, start, end), slice_audio(speak * 0, start, end),
-            emotion[k * c:(k + 1) * c])])[0])
+    z = step_session(model, sid, speak, speak * 0, emotion, n_chunks)
     model.close_session(sid)
-    return torch.stack(out).flatten(0, 1)
+    return z
 
 
 @torch.inference_mode()

@@ -9,9 +9,10 @@ import torch
 from npc_runtime.config import NodConfig, SteadyConfig
 from npc_runtime.model.lpm import LPM
 from npc_runtime.model.steady import PitchReader, SteadyState, steady_offsets
-from npc_runtime.pipeline import ChunkRequest, PerformanceModel, slice_audio
+from npc_runtime.pipeline import PerformanceModel
 
-from .conftest import _randomize_zero_inits, micro_config, random_emotion, random_refs
+from .conftest import (_randomize_zero_inits, micro_config, random_emotion, random_refs,
+                       step_session)
 
 
 def steady_cfg(**changes):
@@ -132,17 +133,11 @@ def _steady_model(pitch_fn) -> PerformanceModel:
 
 
 def _stream(model, refs, speak, listen, emotion, n_chunks):
-    c = model.chunk_frames
     sid = model.open_session(model.encode_identity(refs), 3)
-    out = []
-    for k in range(n_chunks):
-        start, end = model.audio_span(k)
-        out.append(model.step_latents([ChunkRequest(
-            sid, slice_audio(speak, start, end), slice_audio(listen, start, end),
-            emotion[k * c:(k + 1) * c])])[0])
+    z = step_session(model, sid, speak, listen, emotion, n_chunks)
     state = model._sessions[sid].steady
     model.close_session(sid)
-    return torch.stack(out).flatten(0, 1), state
+    return z, state
 
 
 @torch.inference_mode()
