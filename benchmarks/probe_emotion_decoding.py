@@ -29,33 +29,33 @@ import torch
 from scipy.optimize import nnls
 
 from npc_runtime.bench import metrics as M
-from npc_runtime.bench.cases import world_case
 from npc_runtime.bench.performers import GroundTruthPerformer
 from npc_runtime.bench.probes import Probe
 from npc_runtime.emotions import DEFAULT_VOCABULARY
 from npc_runtime.train.performers import OnlineLPMPerformer
 from npc_runtime.world.performance import EXPRESSION_BASIS, EXPRESSION_INDEX
 
+from sweep_emotion_gain import selection_cases, window_readings
+
 PROTOTYPES = EXPRESSION_BASIS[1:, EXPRESSION_INDEX].astype(np.float64)  # (base emotions, 6)
 NEUTRAL_BELOW = 0.2
 
 
-def _winner(weights: np.ndarray) -> int:
-    """Base-emotion weights -> vocabulary index of the dominant one, 0 (neutral) when weak."""
-    k = int(np.argmax(weights))
-    return 0 if weights[k] < NEUTRAL_BELOW else k + 1
+def _label(k: int, weight: float) -> int:
+    """Base emotion k's weight -> its vocabulary index, 0 (neutral) when weak."""
+    return 0 if weight < NEUTRAL_BELOW else k + 1
 
 
 def nnls_decode(read: np.ndarray, cols: slice = slice(None)) -> int:
     w, _ = nnls(PROTOTYPES[:, cols].T, read[cols])
-    return _winner(w)
+    k = int(np.argmax(w))
+    return _label(k, w[k])
 
 
 def single_decode(read: np.ndarray) -> int:
     scale = np.clip(PROTOTYPES @ read / (PROTOTYPES ** 2).sum(1), 0, None)
-    err = ((read[None] - scale[:, None] * PROTOTYPES) ** 2).sum(1)
-    k = int(np.argmin(err))
-    return 0 if scale[k] < NEUTRAL_BELOW else k + 1
+    k = int(np.argmin(((read[None] - scale[:, None] * PROTOTYPES) ** 2).sum(1)))
+    return _label(k, scale[k])
 
 
 DECODERS = {"nnls": nnls_decode,
@@ -80,22 +80,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if args.select < 1:
+        ap.error("--select: at least one selection case (the reported suites are never used)")
     torch.set_num_threads(args.threads)
     tags = DEFAULT_VOCABULARY.tags
     probe = Probe.load()
     performers = {"truth": GroundTruthPerformer(),
                   **{c: OnlineLPMPerformer(c) for c in args.checkpoints}}
     table = {(s, d): Counter() for s in ("inputs", *performers) for d in DECODERS}
-    for i in range(106, 106 + args.select):
-        case = world_case(i, args.seconds, name=f"select-{i:03d}")
+    cases, _ = selection_cases("dev", args.select, args.seconds)
+    for case in cases:
         want = M.per_second(np.asarray(case.emotion, np.float32), case.fps)
         readings = {"inputs": M.per_second(np.asarray(case.gt_perf)[:, EXPRESSION_INDEX],
                                            case.fps)}
-        ref = probe.read(case.references[:1])[0][0]
         for name, performer in performers.items():
             frames = np.concatenate(list(performer.perform(case)))[:case.num_frames]
-            perf, _ = probe.read(frames)
-            readings[name] = M.per_second((perf - ref)[:, EXPRESSION_INDEX], case.fps)
+            readings[name] = window_readings(frames, case, probe, case.fps)[0]
         for source, read in readings.items():
             for r, tag in strong_windows(read, want):
                 for name, decode in DECODERS.items():

@@ -50,13 +50,20 @@ class _Recording:
             yield chunk
 
 
-def confusions(frames: np.ndarray, case, probe: Probe, fps: float) -> Counter:
-    """(tag, read) pairs over the case's strong windows, as `emotion_scores` scores them
-    (the frames are read by the probe again: the bench keeps no readings)."""
+def window_readings(frames: np.ndarray, case, probe: Probe, fps: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """-> per-second (probe-read expression minus the reference's reading (N, 6), tagged
+    weights (N, vocab)), as `emotion_scores` sees them (the frames are read by the probe again:
+    the bench keeps no readings)."""
     perf, _ = probe.read(frames)
     ref = probe.read(case.references[:1])[0][0]
-    read = M.per_second((perf - ref)[:, EXPRESSION_INDEX], fps)
-    want = M.per_second(np.asarray(case.emotion, np.float32), fps)
+    return (M.per_second((perf - ref)[:, EXPRESSION_INDEX], fps),
+            M.per_second(np.asarray(case.emotion, np.float32), fps))
+
+
+def confusions(frames: np.ndarray, case, probe: Probe, fps: float) -> Counter:
+    """(tag, read) pairs over the case's strong windows, as `emotion_scores` scores them."""
+    read, want = window_readings(frames, case, probe, fps)
     tags = DEFAULT_VOCABULARY.tags
     return Counter((tags[tag], tags[pred]) for _, w, tag, pred in M.labelled_windows(read, want)
                    if tag and w[tag] >= 0.5)
