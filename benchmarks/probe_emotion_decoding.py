@@ -1,16 +1,18 @@
-"""How the bench's emotion decoding reads the truth: NNLS against single-emotion fits.
+"""How emotion decodings read the truth: NNLS (the bench's up to session 24) against the
+single-emotion fit (the bench's since session 25).
 
     .venv/bin/python benchmarks/probe_emotion_decoding.py [CKPT ...] [--select 16 --seconds 40]
         [--threads 2]
 
 The bench decodes a window's probe-read expression (metrics.EXPRESSION_INDEX, minus the probe's
-reading of the neutral reference) into emotion weights by NNLS on the six base emotions'
-prototypes (`metrics.decode_emotion`) and scores the dominant one. This script scores the same
-strong windows (a base emotion tagged at >= 0.5, `metrics.labelled_windows`'s rules) with three
-decoders, on three kinds of reading:
-- decoders: `nnls` (the bench's), `nnls_no_pitch` (the same without head pitch, which the
-  world also drives with nods and speech), `single` (each base emotion's prototype scaled to
-  fit the reading alone, non-negative; the best fit wins; neutral under the same 0.2);
+reading of the neutral reference) into emotion weights and scores the dominant one: up to
+session 24 by NNLS on the six base emotions' prototypes, since then by `metrics.decode_emotion`'s
+single-emotion fit. This script scores the same strong windows (a base emotion tagged at
+>= 0.5, `metrics.labelled_windows`'s rules) with three decoders, on three kinds of reading:
+- decoders: `nnls` (the bench's up to session 24), `nnls_no_pitch` (the same without head
+  pitch, which the world also drives with nods and speech), `single` (`metrics.decode_emotion`:
+  each base emotion's prototype scaled to fit the reading alone, non-negative; the best fit
+  wins; neutral under the same 0.2);
 - readings: `inputs` (the world's performance track itself: no image, no probe), `truth` (the
   renderer's frames read by the probe) and each CKPT streamed by the bench's performer.
 A decoder that misreads `inputs` or `truth` is measuring itself, not a model. Printed per
@@ -53,9 +55,9 @@ def nnls_decode(read: np.ndarray, cols: slice = slice(None)) -> int:
 
 
 def single_decode(read: np.ndarray) -> int:
-    scale = np.clip(PROTOTYPES @ read / (PROTOTYPES ** 2).sum(1), 0, None)
-    k = int(np.argmin(((read[None] - scale[:, None] * PROTOTYPES) ** 2).sum(1)))
-    return _label(k, scale[k])
+    w = M.decode_emotion(read[None])[0]
+    k = int(np.argmax(w[1:]))
+    return _label(k, w[k + 1])
 
 
 DECODERS = {"nnls": nnls_decode,

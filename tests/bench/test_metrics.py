@@ -24,6 +24,19 @@ def test_decode_emotion_recovers_tags_and_intensity():
         assert np.argmax(w[1:]) + 1 == row and abs(w[row] - 0.7) < 1e-6
 
 
+def test_decode_emotion_holds_fearful_under_small_errors():
+    # NNLS on all six prototypes (the decoding up to session 24) read 0.7 fearful plus noise
+    # of 0.05 per channel as surprised in ~20 % of draws: fearful is nearly a non-negative
+    # blend of surprised, sad and angry. Every base emotion must survive such an error.
+    rng = np.random.default_rng(0)
+    for row in range(1, EXPRESSION_BASIS.shape[0]):
+        expr = 0.7 * EXPRESSION_BASIS[row, EXPRESSION_INDEX] + 0.05 * rng.standard_normal(
+            (200, len(EXPRESSION_INDEX)))
+        w = M.decode_emotion(expr)
+        assert (w[:, 1:].argmax(1) + 1 == row).mean() >= 0.99
+        assert np.abs(w[:, row] - 0.7).mean() < 0.05 and np.allclose(w[:, 0], 1 - w[:, row])
+
+
 def test_emotion_scores_reward_matching_expression():
     emotion = np.zeros((250, EXPRESSION_BASIS.shape[0]), np.float32)
     emotion[:125, 1] = 0.8  # happy

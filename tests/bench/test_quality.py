@@ -13,6 +13,7 @@ import torch
 import yaml
 from PIL import Image
 
+from npc_runtime.bench import metrics as M
 from npc_runtime.bench.cases import SUITES, build_suite, load_cases_yaml, world_case
 from npc_runtime.bench.performers import (FolderPerformer, GroundTruthPerformer, NoisePerformer,
                                           Performer, ReferencePerformer)
@@ -21,6 +22,7 @@ from npc_runtime.bench.runner import run_performer
 from npc_runtime.cli import main
 from npc_runtime.world.identity import EVAL_IDENTITY_SEEDS
 from npc_runtime.world.lines import EVAL_LINES
+from npc_runtime.world.performance import EXPRESSION_INDEX
 from npc_runtime.world.speech import Voice, speak
 
 torch.set_num_threads(1)
@@ -75,8 +77,10 @@ def test_ceiling_is_near_perfect(scores):
     assert gt["lip_sync_corr"] > 0.95 and gt["lip_sync_abs_offset_frames"] <= 1
     assert gt["identity_csim"] > 0.95
     assert gt["identity_rank1_min_case"] == 1.0  # identities never confused, on any frame
-    # Shipped probes: 0.91 / 0.80 (the ground-truth parameters themselves score 1.0).
+    # Shipped probes: 0.97 / 0.80, strong windows 20 of 21 (the ground-truth parameters
+    # themselves score 1.0; NNLS decoding, up to session 24: 0.91).
     assert gt["emotion_accuracy"] > 0.85 and gt["emotion_corr"] > 0.7
+    assert gt["emotion_accuracy_strong"] >= 0.9
     assert gt["listen_nod_gain_per_min"] > 5 and gt["listen_nod_contrast"] > 0.8
     assert 8 < gt["blink_rate_per_min"] < 35
     assert gt["quiet_mouth_open"] < 0.05
@@ -148,3 +152,21 @@ def test_custom_yaml_cases_through_the_cli(tmp_path):
     assert f"{report['performers']['noise']['aggregate']['lip_sync_corr']:.3f}" in row
     video = out / report["performers"]["noise"]["video"]
     assert video.exists() and video.stat().st_size > 1000
+
+
+def test_world_performance_track_reads_as_tagged():
+    # The decoding must read the world's own performance track (no image, no probe; the
+    # world adds nods, speech and idle motion on top of the emotion) as tagged; otherwise
+    # the bench measures its decoder, not a model. Cases outside every suite. Last in this
+    # file: building cases synthesises speech, which shifts later suites of this process
+    # (docs/bench.md, the espeak note) and so the ceiling test's scores.
+    right = total = 0
+    for index in range(200, 220):
+        case = world_case(index, 40.0)
+        read = M.per_second(np.asarray(case.gt_perf)[:, EXPRESSION_INDEX], case.fps)
+        want = M.per_second(np.asarray(case.emotion, np.float32), case.fps)
+        for _, w, tag, pred in M.labelled_windows(read, want):
+            if tag and w[tag] >= 0.5:
+                total += 1
+                right += tag == pred
+    assert total > 300 and right / total >= 0.99
