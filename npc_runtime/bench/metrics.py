@@ -180,6 +180,8 @@ def listening_counts(perf_hat: np.ndarray, speaking: np.ndarray, listening: np.n
         "nods_listen": int(listen[nods].sum()) if len(nods) else 0,
         "nods_silence": int(silence[nods].sum()) if len(nods) else 0,
         "blinks": int(len(blinks)), "duration_s": len(jaw) / fps,
+        "blinks_listen": int(listen[blinks].sum()) if len(blinks) else 0,
+        "blinks_silence": int(silence[blinks].sum()) if len(blinks) else 0,
         "quiet_mouth_open": float(jaw[quiet].mean()) if quiet.any() else 0.0,
         "quiet_mouth_motion": float(np.abs(np.diff(jaw))[quiet[1:]].mean())
         if quiet[1:].any() else 0.0,

@@ -127,6 +127,7 @@ SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
     ("emotion_corr", "expression corr. with tagged emotion", "higher"),
     ("listen_nod_contrast", "nods while partner speaks vs silence", "higher"),
     ("blink_rate_per_min", "blinks per minute", "~15"),
+    ("listen_blink_gain_per_min", "blinks/min while partner speaks minus in silence", "higher"),
     ("quiet_mouth_open", "mouth open when not speaking", "lower"),
     ("flicker", "flicker", "lower"),
     ("chunk_boundary_ratio", "chunk-boundary jump / in-chunk change", "~1"),

@@ -166,6 +166,13 @@ def aggregate(observations: Sequence[Observation]) -> dict:
     out["listen_nod_contrast"] = out["listen_nod_gain_per_min"] / (
         out["nod_rate_listen_per_min"] + out["nod_rate_silence_per_min"] + 1.0)
     out["blink_rate_per_min"] = 60 * total("blinks") / max(total("duration_s"), 1e-9)
+    # The world blinks more while its partner speaks (24 vs 12 a minute, world/behaviour.py):
+    # the "nod/blink rates while the partner speaks clearly above silence".
+    out["blink_rate_listen_per_min"] = 60 * total("blinks_listen") / max(total("listen_s"), 1e-9)
+    out["blink_rate_silence_per_min"] = 60 * total("blinks_silence") / max(
+        total("silence_s"), 1e-9)
+    out["listen_blink_gain_per_min"] = out["blink_rate_listen_per_min"] - out[
+        "blink_rate_silence_per_min"]
     # Pooled over windows, not averaged over cases: a case may have few strong windows or none.
     out["emotion_strong_windows"] = int(total("emotion_strong_windows"))
     out["emotion_accuracy_strong"] = total("emotion_strong_correct") / max(

@@ -223,7 +223,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 BENCH_KEYS = ("lip_sync_corr", "lip_sync_offset_frames", "identity_csim",
               "emotion_accuracy_strong", "emotion_accuracy", "listen_nod_contrast",
-              "quiet_mouth_open", "flicker", "fps")
+              "listen_blink_gain_per_min", "quiet_mouth_open", "flicker", "fps")
 
 
 def bench_info(report: dict, source: str) -> dict:

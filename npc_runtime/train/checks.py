@@ -62,6 +62,23 @@ def must_show(report: dict, long_report: dict | None = None) -> list[tuple[str, 
                 on["listen_nod_contrast"] >= 0.2,
                 f"contrast {on['listen_nod_contrast']:.2f} ({on['nod_rate_listen_per_min']:.1f} "
                 f"vs {on['nod_rate_silence_per_min']:.1f} per min)"))
+    # A rate difference, not a contrast: a face that hardly blinks (1 a minute, all while
+    # listening) has a high contrast and still does not blink. Against the ceiling's: the world
+    # blinks 24 a minute while its partner speaks and 12 when idle, and the probe, which misses
+    # some blinks, reads the truth's difference at ~5 a minute on the full suite.
+    label = "blinks while the partner speaks above silence (at least half the ceiling's gain)"
+    if "listen_blink_gain_per_min" not in on:
+        all_blinks = on.get("blink_rate_per_min", 0.0)
+        out.append((label, False, "report has no blink rates by state (made before session "
+                                  f"25; all blinks: {all_blinks:.1f} per min)"))
+    elif CEILING not in perf:
+        out.append((label, False, "no ground_truth in report"))
+    else:
+        truth = perf[CEILING]["aggregate"]["listen_blink_gain_per_min"]
+        out.append((label, truth > 0 and on["listen_blink_gain_per_min"] >= 0.5 * truth,
+                    f"{on['blink_rate_listen_per_min']:.1f} vs "
+                    f"{on['blink_rate_silence_per_min']:.1f} per min (ceiling "
+                    f"{truth:+.1f} per min)"))
     if CEILING in perf:
         q = perf[CEILING]["aggregate"]["quiet_mouth_open"]
         out.append(("mouth still when not speaking (within 0.05 of the ceiling)",

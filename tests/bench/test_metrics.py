@@ -62,6 +62,7 @@ def test_nods_and_blinks_are_counted_by_state():
         perf[int(onset * fps):int(onset * fps) + 4, P["blink"]] = 1.0
     c = M.listening_counts(perf, np.zeros(n, bool), listening, fps)
     assert c["nods_listen"] == 4 and c["nods_silence"] == 0 and c["blinks"] == 4
+    assert c["blinks_listen"] == 1 and c["blinks_silence"] == 3  # at 15 s; at 5, 45 and 55 s
 
 
 def test_temporal_metrics_see_chunk_jumps_and_flicker():

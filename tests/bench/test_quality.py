@@ -82,6 +82,8 @@ def test_ceiling_is_near_perfect(scores):
     assert gt["emotion_accuracy"] > 0.85 and gt["emotion_corr"] > 0.7
     assert gt["emotion_accuracy_strong"] >= 0.9
     assert gt["listen_nod_gain_per_min"] > 5 and gt["listen_nod_contrast"] > 0.8
+    # More blinks while the partner speaks: 7.3 a minute here (5.0 on the full suite).
+    assert gt["listen_blink_gain_per_min"] >= 3
     assert 8 < gt["blink_rate_per_min"] < 35
     assert gt["quiet_mouth_open"] < 0.05
     assert 0.8 < gt["chunk_boundary_ratio"] < 1.25
@@ -94,6 +96,7 @@ def test_still_reference_floor_fails_what_it_should(scores):
     assert ref["lip_sync_confidence"] < gt["lip_sync_confidence"] - 0.2
     assert ref["listen_nod_contrast"] < gt["listen_nod_contrast"] - 0.5
     assert ref["blink_rate_per_min"] < gt["blink_rate_per_min"] - 5
+    assert ref["listen_blink_gain_per_min"] < 0.5 * gt["listen_blink_gain_per_min"]
     assert ref["emotion_accuracy"] < gt["emotion_accuracy"] - 0.25
     assert ref["emotion_corr"] < gt["emotion_corr"] - 0.3
     assert ref["fpd"] > 1.5 * gt["fpd"]
@@ -106,6 +109,7 @@ def test_noise_floor_fails_what_it_should(scores):
     assert noise["identity_rank1"] < gt["identity_rank1"] - 0.3
     assert noise["emotion_accuracy"] < gt["emotion_accuracy"] - 0.25
     assert noise["listen_nod_contrast"] < gt["listen_nod_contrast"] - 0.5
+    assert noise["listen_blink_gain_per_min"] < 0.5 * gt["listen_blink_gain_per_min"]
     assert noise["quiet_mouth_motion"] > 3 * gt["quiet_mouth_motion"]
     assert noise["flicker"] > 20 * gt["flicker"]
     assert noise["fpd"] > 3 * gt["fpd"]

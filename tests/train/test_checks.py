@@ -5,7 +5,9 @@ from npc_runtime.train.checks import must_show
 GOOD = {"lip_sync_corr": 0.9, "lip_sync_offset_frames": 0, "identity_csim": 0.95,
         "emotion_accuracy": 0.85, "emotion_accuracy_strong": 0.9, "emotion_strong_windows": 40,
         "listen_nod_contrast": 0.5, "nod_rate_listen_per_min": 10.0,
-        "nod_rate_silence_per_min": 2.0, "quiet_mouth_open": 0.02, "fps": 30.0}
+        "nod_rate_silence_per_min": 2.0, "blink_rate_listen_per_min": 22.0,
+        "blink_rate_silence_per_min": 12.0, "listen_blink_gain_per_min": 10.0,
+        "quiet_mouth_open": 0.02, "fps": 30.0}
 CEILING = dict(GOOD, identity_csim=1.0, quiet_mouth_open=0.0, fps=150.0)
 BASE = dict(GOOD, lip_sync_corr=0.92, identity_csim=0.96, fps=2.8)
 LONG = {"frames": 15000, "identity_first": 0.95, "identity_last": 0.94,
@@ -23,7 +25,7 @@ def report(online: dict, long: dict | None = LONG, base: bool = True) -> dict:
 
 def test_a_model_meeting_every_bar_passes_every_check():
     checks = must_show(report(GOOD))
-    assert len(checks) == 12 and all(ok for _, ok, _ in checks), checks
+    assert len(checks) == 13 and all(ok for _, ok, _ in checks), checks
 
 
 def test_each_shortfall_fails_its_own_check():
@@ -32,6 +34,7 @@ def test_each_shortfall_fails_its_own_check():
              "identity within 10% of the ceiling": dict(identity_csim=0.85),
              "emotion": dict(emotion_accuracy_strong=0.7),
              "nods": dict(listen_nod_contrast=0.05),
+             "blinks": dict(listen_blink_gain_per_min=1.0),
              "mouth still": dict(quiet_mouth_open=0.2),
              ">= 10x faster": dict(fps=25.0),
              "25 fps": dict(fps=20.0)}
@@ -60,3 +63,14 @@ def test_emotion_is_judged_on_strong_base_emotions_and_an_old_report_fails():
     failed = [(c, m) for c, passed, m in must_show(report(old)) if not passed]
     assert len(failed) == 1 and failed[0][0].startswith("emotion") and \
         "no emotion_accuracy_strong" in failed[0][1]
+
+
+def test_blinks_are_judged_by_rate_and_an_old_report_fails():
+    # Contrast alone would pass a face that blinks once a minute, while listening.
+    rare = dict(GOOD, blink_rate_listen_per_min=1.0, blink_rate_silence_per_min=0.0,
+                listen_blink_gain_per_min=1.0)
+    failed = [c for c, ok, _ in must_show(report(rare)) if not ok]
+    assert len(failed) == 1 and failed[0].startswith("blinks")
+    old = {k: v for k, v in GOOD.items() if "blink" not in k}
+    failed = [(c, m) for c, ok, m in must_show(report(old)) if not ok]
+    assert len(failed) == 1 and "no blink rates" in failed[0][1]
