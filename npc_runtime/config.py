@@ -201,6 +201,33 @@ class ExpressionEditConfig:
 
 
 @dataclass(frozen=True)
+class BlinkConfig:
+    # Blinks (`model/blink.py`): a blink clock decides when the eyes close, a blink editor (the
+    # mouth editor's U-Net conditioned on eyelid closure) closes them in the sampled face. Why
+    # not the DiT: distilled to 2 steps it blinks 1-2 times a minute in any state, where the
+    # world blinks 12-24 times and most while its partner speaks (docs/training.md, session 26).
+    # Off in checkpoints that predate it; `npc-runtime train blink` adds it.
+    enabled: bool = False
+    # Blinks start at random, at a rate per minute for each state the stream hears: (idle,
+    # speaking, listening), where speaking and listening are the speech gate (mouth_edit.gate_rms
+    # and gate_frames) open on the SPEAK or the LISTEN audio. `train blink` fits them (maximum
+    # likelihood) to the world's blinks, with the states read exactly as the stream reads them;
+    # zero blinks until it has.
+    rates_per_min: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    amplitude: float = 1.0          # eyelid closure at the blink's peak (1: shut)
+    duration_frames: int = 5        # the sin^2 bump's length (the world's blink: 0.2 s)
+    refractory_frames: int = 10     # onset to onset at least (the world's: 0.4 s)
+    channels: int = 32              # the editor's U-Net, as mouth_edit's
+    hidden_edit: int = 64
+    blocks: int = 3
+    # Where a blink changes the frame: every changed pixel (> 12 of 255) over six sessions'
+    # counterfactual renders (blink 0 vs 1, train and eval identities, all head poses) lies in
+    # rows 45-58 and columns 41-85 of 128; grown by a latent pixel or more for the decoder's
+    # reach: 8 x 16 latent pixels.
+    window: tuple[float, float, float, float] = (0.28125, 0.53125, 0.25, 0.75)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str = "tiny"
     frame_size: int = 128
@@ -213,6 +240,7 @@ class ModelConfig:
     nod: NodConfig = field(default_factory=NodConfig)
     steady: SteadyConfig = field(default_factory=SteadyConfig)
     expression_edit: ExpressionEditConfig = field(default_factory=ExpressionEditConfig)
+    blink: BlinkConfig = field(default_factory=BlinkConfig)
 
     def __post_init__(self) -> None:
         if self.vae.emotion_dim not in (0, self.emotion_dim):
@@ -280,6 +308,21 @@ class ModelConfig:
             raise ValueError("expression_edit: channels and hidden must be multiples of 8 "
                              "(group norm), blocks >= 1")
         _check_window("expression_edit.window", x.window)
+        bl = self.blink
+        if bl.enabled and not e.enabled:
+            raise ValueError("blink.enabled needs mouth_edit.enabled (its speech gate reads "
+                             "who speaks)")
+        if len(bl.rates_per_min) != 3 or min(bl.rates_per_min) < 0 \
+                or max(bl.rates_per_min) > 60 * self.stream.fps or not 0 < bl.amplitude <= 1 or bl.duration_frames < 1 \
+                or bl.refractory_frames < bl.duration_frames:
+            raise ValueError(f"blink: three rates_per_min in [0, 60 * fps], amplitude in (0, 1], "
+                             f"duration_frames >= 1, refractory_frames >= duration_frames, "
+                             f"got {bl}")
+        if min(bl.channels, bl.hidden_edit) < 8 or bl.channels % 8 or bl.hidden_edit % 8 \
+                or bl.blocks < 1:
+            raise ValueError("blink: channels and hidden_edit must be multiples of 8 (group "
+                             "norm), blocks >= 1")
+        _check_window("blink.window", bl.window)
 
     # Derived sizes (gpt-fast style: computed, never stored).
     @property
@@ -296,6 +339,11 @@ class ModelConfig:
     def nod_window(self) -> tuple[slice, slice]:
         """nod.window in latent pixels (rows, cols), as mouth_window."""
         return self.latent_window(self.nod.window, "nod.window")
+
+    @property
+    def blink_window(self) -> tuple[slice, slice]:
+        """blink.window in latent pixels (rows, cols), as mouth_window."""
+        return self.latent_window(self.blink.window, "blink.window")
 
     @property
     def expression_window(self) -> tuple[slice, slice]:

@@ -32,6 +32,8 @@ from safetensors.torch import save as st_save
 from npc_runtime.checkpoint import load_weights, read_meta
 from npc_runtime.config import ModelConfig, config_to_dict, preset
 from npc_runtime.model.audio import audio_span, audio_window_samples
+from npc_runtime.model.blink import (BlinkState, blink_closures, blink_frame_states,
+                                     blink_state)
 from npc_runtime.model.dit import ChunkContext
 from npc_runtime.model.kv_cache import CacheView, KVCacheManager, KVCacheSpec, PagePool
 from npc_runtime.model.lpm import LPM, CachedAttend
@@ -107,6 +109,7 @@ class _Session:
     chunk_index: int = 0
     nod: NodState = field(default_factory=NodState)
     steady: SteadyState = field(default_factory=SteadyState)
+    blink: BlinkState = field(default_factory=BlinkState)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -288,7 +291,7 @@ class PerformanceModel:
             self._next_id += 1
             self.cache.write_sink(sid, identity.k.to(self.device), identity.v.to(self.device))
             gen = torch.Generator(device="cpu").manual_seed(int(seed))
-            self._sessions[sid] = _Session(identity, gen)
+            self._sessions[sid] = _Session(identity, gen, blink=blink_state(seed))
             return sid
 
     def close_session(self, session_id: int) -> None:
@@ -302,6 +305,8 @@ class PerformanceModel:
         with self._lock:
             session = self._session(session_id)
             session.nod, session.steady = NodState(), SteadyState()
+            # The blink clock keeps its generator (a reset is not a new seed), not its past.
+            session.blink = BlinkState(rng=session.blink.rng)
             self.cache.reset(session_id)
 
     def chunk_index(self, session_id: int) -> int:
@@ -343,6 +348,7 @@ class PerformanceModel:
             self.commit(z if self.cfg.mouth_edit.commit_edited else sampled, ctx, view)
             z = self.nod(z, requests)
             z = self.express(z, requests)
+            z = self.blink(z, requests)
             for sid in ids:
                 self._sessions[sid].chunk_index += 1
             return z
@@ -432,6 +438,19 @@ class PerformanceModel:
             reference = torch.stack([self._sessions[r.session_id].identity.anchor
                                      for r in requests]).to(z.device, z.dtype)
         return editor.frames(z, stacked(requests, "emotion").to(z.device), reference)
+
+    def blink(self, z: torch.Tensor, requests: list[ChunkRequest]) -> torch.Tensor:
+        """Blinks (model/blink.py), where the model has a blink editor: advance each session's
+        blink clock on who is speaking and close the eyes of the frames of any blink it runs.
+        Last, so the eyelids are the clock's whatever expression the frame was given."""
+        editor = self.lpm.blink_edit
+        if editor is None:
+            return z
+        states = [self._sessions[r.session_id].blink for r in requests]
+        speak = speech_gate(self.cfg, stacked(requests, "speak")[:, None])
+        listen = speech_gate(self.cfg, stacked(requests, "listen")[:, None])
+        closure = blink_closures(self.cfg, blink_frame_states(speak, listen), states)
+        return editor.frames(z, closure.to(z.device))
 
     def decode(self, z: torch.Tensor, emotion: torch.Tensor | None = None) -> np.ndarray:
         """Latents (B, C, c, h, w) -> (B, C, H, W, 3) uint8; `emotion` (B, C, E): the frames'

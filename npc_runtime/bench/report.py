@@ -20,7 +20,7 @@ from PIL import Image
 from npc_runtime.bench.cases import SUITE_VERSION, BenchCase
 from npc_runtime.bench.performers import Performer
 from npc_runtime.bench.probes import Probe
-from npc_runtime.bench.runner import Observation, lip_reference, run_performer
+from npc_runtime.bench.runner import Observation, lip_reference, run_performers
 from npc_runtime.world.performance import P
 from npc_runtime.world.render import render_frames
 
@@ -170,7 +170,7 @@ def write_markdown(report: dict, path: Path,
 def run_quality(performers: Sequence[Performer], cases: Sequence[BenchCase], out_dir: str | Path,
                 probe: Probe | None = None, suite: str = "custom", videos: bool = True,
                 checks=None) -> dict:
-    """Benchmark every performer on every case; write report.json, report.md, curves.png,
+    """Benchmark every performer on every case (case by case: `run_performers`); write report.json, report.md, curves.png,
     frames.png and videos. `checks(report) -> [(name, passed, detail)]` adds a pass/fail table
     to report.md (and report.json)."""
     out = Path(out_dir)
@@ -181,8 +181,9 @@ def run_quality(performers: Sequence[Performer], cases: Sequence[BenchCase], out
                   k: v for k, v in c.meta.items() if k != "turns"}} for c in cases],
               "performers": {}}
     observed: dict[str, list[Observation]] = {}
+    results = run_performers(performers, cases, probe)
     for performer in performers:
-        result, obs = run_performer(performer, cases, probe)
+        result, obs = results[performer.name]
         if getattr(performer, "settings", None):
             result["settings"] = dict(performer.settings)
         report["performers"][performer.name] = result
@@ -194,9 +195,9 @@ def run_quality(performers: Sequence[Performer], cases: Sequence[BenchCase], out
                                             for k, v in result["aggregate"].items()})
     report["curves"] = plot_curves(observed, out / "curves.png").name
     report["frames"] = save_frames(observed, out / "frames.png").name
-    results = list(checks(report)) if checks else []
-    if results:
-        report["checks"] = [{"check": n, "passed": ok, "measured": d} for n, ok, d in results]
+    passed = list(checks(report)) if checks else []
+    if passed:
+        report["checks"] = [{"check": n, "passed": ok, "measured": d} for n, ok, d in passed]
     (out / "report.json").write_text(json.dumps(report, indent=1))
-    write_markdown(report, out / "report.md", results)
+    write_markdown(report, out / "report.md", passed)
     return report

@@ -8,6 +8,7 @@
     npc-runtime train editor --init runs/mouth_tiny --out runs/editor_tiny       # + mouth editor
     npc-runtime train nod --init runs/editor_tiny --out runs/nod_tiny            # + listening nods
     npc-runtime train steady --init runs/nod_tiny --out runs/steady_tiny         # + steady head
+    npc-runtime train blink --init runs/steady_tiny --out runs/blink_tiny        # + blinks
     npc-runtime train expression --init runs/steady_tiny --out runs/expr_tiny    # + expression decoder
     npc-runtime train express --init runs/steady_tiny --out runs/express_tiny    # + expression editor
     npc-runtime train export runs/vae_tiny               # latest checkpoint -> runs/vae_tiny/export
@@ -135,6 +136,20 @@ def _nod(args: argparse.Namespace) -> int:
     report = train_nod_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
     log.info("listening nods -> %s: track %s; editor %s", args.out,
              json.dumps(report["track_heldout"]), json.dumps(report["editor_heldout"]))
+    return 0
+
+
+def _blink(args: argparse.Namespace) -> int:
+    """Add blinks (a blink clock with fitted rates and a blink editor) to a checkpoint."""
+    from npc_runtime.train.blink import BlinkTrainConfig, train_blink_checkpoint
+
+    cfg = _counted_config(args, BlinkTrainConfig(), tuple(
+        (f, f) for f in ("rate_sessions", "rate_test_sessions", "editor_steps",
+                         "editor_sessions")))
+    report = train_blink_checkpoint(args.init, args.out, cfg, progress=not args.no_progress)
+    log.info("blinks -> %s: rates %s per min; clock %s; editor %s", args.out,
+             report["rates_per_min"], json.dumps(report["clock_heldout"]),
+             json.dumps(report["editor_heldout"]))
     return 0
 
 
@@ -366,6 +381,19 @@ def register(subparsers) -> None:
     nod.add_argument("--threads", type=int, help="torch CPU threads")
     nod.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     nod.set_defaults(func=_nod)
+
+    blink = sub.add_parser("blink", help="add blinks to a checkpoint with a mouth editor: a "
+                                         "blink clock (rates fitted on dialogue) and a blink "
+                                         "editor (counterfactual renders), minutes")
+    blink.add_argument("--init", required=True, help="an LPM checkpoint (or run) to add them to")
+    blink.add_argument("--out", required=True, help="output checkpoint directory")
+    blink.add_argument("--rate-sessions", type=int, help="30 s dialogue sessions (default 300)")
+    blink.add_argument("--rate-test-sessions", type=int, help="held-out ones (default 100)")
+    blink.add_argument("--editor-steps", type=int, help="default 2000")
+    blink.add_argument("--editor-sessions", type=int, help="8 s rendered sessions (default 120)")
+    blink.add_argument("--threads", type=int, help="torch CPU threads")
+    blink.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    blink.set_defaults(func=_blink)
 
     steady = sub.add_parser("steady", help="add a steady head to a checkpoint with listening "
                                            "nods: a pitch reader on renders, minutes")

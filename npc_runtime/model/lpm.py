@@ -15,6 +15,7 @@ from npc_runtime.config import ModelConfig
 from npc_runtime.model.attention import (block_causal_chunk_mask, dense_attention,
                                          expand_chunk_mask, paged_attention)
 from npc_runtime.model.audio import AudioEncoder, MouthTrack
+from npc_runtime.model.blink import BlinkEditor
 from npc_runtime.model.dispatch import write_pages_impl
 from npc_runtime.model.dit import LISTEN, SPEAK, ChunkContext, LPMDiT
 from npc_runtime.model.kv_cache import CacheView, PagePool
@@ -94,6 +95,7 @@ class LPM(nn.Module):
         self.nod_edit = NodEditor(cfg) if cfg.nod.enabled else None
         self.pitch_reader = PitchReader(cfg) if cfg.steady.enabled else None
         self.expression_edit = ExpressionEditor(cfg) if cfg.expression_edit.enabled else None
+        self.blink_edit = BlinkEditor(cfg) if cfg.blink.enabled else None
 
     # ------------------------------------------------------------------ conditioning
     def encode_audio(self, windows: torch.Tensor, channel: int) -> torch.Tensor:

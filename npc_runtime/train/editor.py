@@ -38,7 +38,7 @@ from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
 from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import MOUTH_INDEX
-from npc_runtime.world.performance import P
+from npc_runtime.world.performance import P, clip_performance
 from npc_runtime.world.render import render_frames
 from npc_runtime.world.session import generate_session
 
@@ -115,6 +115,71 @@ def variant_region(z: torch.Tensor) -> torch.Tensor:
     spread = (z - z.mean(1, keepdim=True)).abs().amax(1).sum(1)           # (N, h, w)
     spread = F.max_pool2d(spread[:, None], 3, stride=1, padding=1)[:, 0]   # a margin
     return spread / spread.flatten(1).amax(1).clamp_min(1e-6)[:, None, None]
+
+
+@torch.no_grad()
+def variant_latents(lpm: LPM, split: str, seeds: range, session_s: float, frames_per_session: int,
+                    variants: int, seed: int, column: int, vary
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Counterfactual renders of one performance channel (the nod editor's head pitch, the
+    blink editor's eyelid): `frames_per_session` frames of each world session, each rendered
+    `variants` times, variant 0 as it is and the others as `vary(perf (F, K, P), rng)` sets
+    them in place; clipped to the renderer's range and encoded by the checkpoint's VAE.
+    -> latents (N, K, c, h, w), the channel's value in each (N, K), and where the variants'
+    latents differ (N, h, w) in [0, 1]."""
+    rng = np.random.default_rng(seed + seeds.start)
+    zs, values = [], []
+    for session_seed in seeds:
+        s = generate_session(session_seed, session_s, split, render=False)
+        frames = rng.choice(s.num_frames, frames_per_session, replace=False)
+        perf = np.repeat(s.perf[frames], variants, axis=0).reshape(len(frames), variants, -1)
+        vary(perf, rng)
+        perf = clip_performance(perf.reshape(-1, perf.shape[-1]))
+        img = render_frames(s.identity, perf, lpm.cfg.frame_size)
+        x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        z = torch.cat([lpm.vae.encode(x[i:i + 64]) for i in range(0, len(x), 64)])
+        zs.append(z.view(len(frames), variants, *z.shape[1:]))
+        values.append(torch.from_numpy(perf[:, column]).float().view(len(frames), -1))
+    z = torch.cat(zs)
+    return z, torch.cat(values), variant_region(z)
+
+
+def train_variant_pairs(editor: torch.nn.Module, z: torch.Tensor, value: torch.Tensor,
+                        region: torch.Tensor, *, relative: bool, steps: int, batch: int,
+                        lr: float, region_weight: float, input_noise: float, seed: int,
+                        name: str, progress: bool) -> None:
+    """Train a one-channel editor (`editor(z, cond)`) on counterfactual variants: any ordered
+    pair (i, j) of a frame's variants is an example, input z_i with noise of a random level up
+    to `input_noise` (the stream's latents are the DiT's, not the VAE's), condition value_j -
+    value_i (`relative`: the nod's pitch offset) or value_j (the blink's closure), target z_j.
+    The loss is weighted `region_weight` more where the variants differ, or the identity map
+    would drown the edit."""
+    opt = torch.optim.AdamW(editor.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
+                                                pct_start=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    bar = tqdm(total=steps, desc=name, unit="step", disable=not progress)
+    editor.train()
+    k = z.shape[1]
+    for step in range(steps):
+        f = torch.randint(len(z), (batch,), generator=gen)
+        i = torch.randint(k, (batch,), generator=gen)
+        j = torch.randint(k, (batch,), generator=gen)    # i == j: keep the frame as it is
+        sigma = input_noise * torch.rand(batch, 1, 1, 1, generator=gen)
+        src = z[f, i] + sigma * torch.randn(z[f, i].shape, generator=gen)
+        w = 1.0 + region_weight * region[f][:, None]
+        out = editor(src, value[f, j] - value[f, i] if relative else value[f, j])
+        loss = ((out - z[f, j]).square() * w).mean() / w.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if not progress and (step + 1) % 250 == 0:
+            log.info("%s step %d/%d loss %.4f", name, step + 1, steps, loss.item())
+    bar.close()
+    editor.eval()
 
 
 def _pairs(n: int, k: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:

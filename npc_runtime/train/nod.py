@@ -39,7 +39,7 @@ from npc_runtime.checkpoint import read_meta, save_checkpoint
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
 from npc_runtime.model.nod import NodState, nod_offsets, track_features
-from npc_runtime.train.editor import probe_read, variant_region
+from npc_runtime.train.editor import probe_read, train_variant_pairs, variant_latents
 from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import _checkpoint_dir
 from npc_runtime.world.performance import P, clip_performance
@@ -192,28 +192,17 @@ def train_track(lpm: LPM, cfg: NodTrainConfig, progress: bool) -> dict:
 
 
 # --------------------------------------------------------------------------------- the editor
-@torch.no_grad()
 def editor_data(lpm: LPM, split: str, seeds: range, cfg: NodTrainConfig
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> latents (N, K, c, h, w), their head pitch (N, K), and a map (N, h, w) in [0, 1] of
     where the K variants' latents differ."""
-    rng = np.random.default_rng(cfg.seed + seeds.start)
-    zs, pitches = [], []
-    for seed in seeds:
-        s = generate_session(seed, cfg.editor_session_s, split, render=False)
-        frames = rng.choice(s.num_frames, cfg.frames_per_session, replace=False)
-        perf = np.repeat(s.perf[frames], cfg.variants, axis=0).reshape(
-            len(frames), cfg.variants, -1)                               # (F, K, P)
-        perf[:, 1:, P["head_pitch"]] += rng.uniform(0, cfg.max_offset,
-                                                     (len(frames), cfg.variants - 1))
-        perf = clip_performance(perf.reshape(-1, perf.shape[-1]))        # the renderer's range
-        img = render_frames(s.identity, perf, lpm.cfg.frame_size)
-        x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        z = torch.cat([lpm.vae.encode(x[i:i + 64]) for i in range(0, len(x), 64)])
-        zs.append(z.view(len(frames), cfg.variants, *z.shape[1:]))
-        pitches.append(torch.from_numpy(perf[:, P["head_pitch"]]).float().view(len(frames), -1))
-    z = torch.cat(zs)
-    return z, torch.cat(pitches), variant_region(z)
+    hp = P["head_pitch"]
+
+    def pitch_down(perf: np.ndarray, rng: np.random.Generator) -> None:
+        perf[:, 1:, hp] += rng.uniform(0, cfg.max_offset, (perf.shape[0], cfg.variants - 1))
+
+    return variant_latents(lpm, split, seeds, cfg.editor_session_s, cfg.frames_per_session,
+                           cfg.variants, cfg.seed, hp, pitch_down)
 
 
 @torch.no_grad()
@@ -250,33 +239,10 @@ def train_editor(lpm: LPM, cfg: NodTrainConfig, progress: bool) -> dict:
                        TEST_FIRST_SEED + 50_000 + cfg.editor_test_sessions)
     test_z, test_pitch, _ = editor_data(lpm, "eval", test_seeds, cfg)
     data_s = time.perf_counter() - t0
-    editor = lpm.nod_edit
-    opt = torch.optim.AdamW(editor.parameters(), lr=cfg.editor_lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.editor_lr,
-                                                total_steps=cfg.editor_steps, pct_start=0.05)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    bar = tqdm(total=cfg.editor_steps, desc="nod editor", unit="step", disable=not progress)
-    editor.train()
-    k = cfg.variants
-    for step in range(cfg.editor_steps):
-        f = torch.randint(len(z), (cfg.editor_batch,), generator=gen)
-        i = torch.randint(k, (cfg.editor_batch,), generator=gen)
-        j = torch.randint(k, (cfg.editor_batch,), generator=gen)    # i == j: keep the pose
-        sigma = cfg.input_noise * torch.rand(cfg.editor_batch, 1, 1, 1, generator=gen)
-        src = z[f, i] + sigma * torch.randn(z[f, i].shape, generator=gen)
-        w = 1.0 + cfg.region_weight * region[f][:, None]
-        out = editor(src, pitch[f, j] - pitch[f, i])
-        loss = ((out - z[f, j]).square() * w).mean() / w.mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if not progress and (step + 1) % 250 == 0:
-            log.info("nod editor step %d/%d loss %.4f", step + 1, cfg.editor_steps, loss.item())
-    bar.close()
-    editor.eval()
+    train_variant_pairs(lpm.nod_edit, z, pitch, region, relative=True,
+                        steps=cfg.editor_steps, batch=cfg.editor_batch, lr=cfg.editor_lr,
+                        region_weight=cfg.region_weight, input_noise=cfg.input_noise,
+                        seed=cfg.seed, name="nod editor", progress=progress)
     return {"heldout": editor_heldout(lpm, test_z, test_pitch),
             "heldout_noisy": editor_heldout(lpm, test_z, test_pitch,
                                             noise=0.5 * cfg.input_noise),

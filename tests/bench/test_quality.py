@@ -18,7 +18,7 @@ from npc_runtime.bench.cases import SUITES, build_suite, load_cases_yaml, world_
 from npc_runtime.bench.performers import (FolderPerformer, GroundTruthPerformer, NoisePerformer,
                                           Performer, ReferencePerformer)
 from npc_runtime.bench.probes import Probe
-from npc_runtime.bench.runner import run_performer
+from npc_runtime.bench.runner import run_performer, run_performers
 from npc_runtime.cli import main
 from npc_runtime.world.identity import EVAL_IDENTITY_SEEDS
 from npc_runtime.world.lines import EVAL_LINES
@@ -128,6 +128,25 @@ def test_folder_of_frames_scores_like_the_performer_that_made_it(tmp_path, probe
     folder, _ = run_performer(FolderPerformer(tmp_path), [case], probe)
     for key in ("lip_sync_corr", "identity_csim", "emotion_corr", "flicker"):
         assert folder["aggregate"][key] == pytest.approx(direct["aggregate"][key])
+    # Several performers run case by case, each in turn, so their speeds share the host's hour
+    # (the Online LPM's speed-up over the Base is a ratio of two of them).
+    calls = []
+
+    class Logged(GroundTruthPerformer):
+        def __init__(self, name):
+            super().__init__()
+            self.name = name
+
+        def perform(self, c):
+            calls.append(self.name)
+            return super().perform(c)
+
+    results = run_performers([Logged("a"), Logged("b")], [case, case], probe)
+    assert calls == ["a", "b", "a", "b"]
+    assert results["a"][0]["aggregate"]["lip_sync_corr"] == pytest.approx(
+        direct["aggregate"]["lip_sync_corr"])
+    with pytest.raises(ValueError, match="distinct names"):
+        run_performers([Logged("a"), Logged("a")], [case], probe)
 
 
 def test_custom_yaml_cases_through_the_cli(tmp_path):
