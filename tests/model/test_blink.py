@@ -177,3 +177,18 @@ def test_the_stream_closes_the_eyes_of_only_the_frames_of_a_blink():
     assert torch.equal(changed, closure != 0)            # blink frames edited, the rest as sampled
     assert torch.equal(a, _stream(live, refs, speak, listen, emotion, n_chunks))
     assert not torch.equal(a, _stream(live, refs, speak, listen, emotion, n_chunks, seed=4))
+
+
+@torch.inference_mode()
+def test_reset_forgets_the_running_blink_and_keeps_the_clock_going():
+    model = _blink_model((0.0, 0.0, 300.0))
+    refs = random_refs(np.random.default_rng(2), 2, model.cfg.frame_size)
+    sid = model.open_session(model.encode_identity(refs), 3)
+    session = model._sessions[sid]
+    session.blink.phase, session.blink.cooldown = 2, 0
+    draws = np.random.default_rng([3, 0xB1]).random(4)     # blink_state(3)'s first draws
+    model.reset_session(sid)
+    assert session.blink.phase == -1 and session.blink.cooldown == 0
+    # The generator goes on where it was (a reset is not a new seed): nothing was drawn yet.
+    assert np.array_equal(session.blink.rng.random(4), draws)
+    model.close_session(sid)
