@@ -25,15 +25,17 @@ def _donor() -> LPM:
 
 def _shipped_without_editor() -> LPM:
     """The shipped checkpoint with its mouth track (a fresh one if it has none) and without
-    any mouth editor it ships with: a donor for a new editor in the shipped latent space."""
+    any mouth editor it ships with (nor the blinks, which read its speech gate): a donor for a
+    new editor in the shipped latent space."""
     shipped = load_lpm("npc_runtime/weights/tiny", causal=True)[0]
     if shipped.mouth is None:
         return add_mouth_track(shipped)
-    cfg = shipped.cfg.replace(mouth_edit=dataclasses.replace(shipped.cfg.mouth_edit,
-                                                             enabled=False))
+    cfg = shipped.cfg.replace(
+        mouth_edit=dataclasses.replace(shipped.cfg.mouth_edit, enabled=False),
+        blink=dataclasses.replace(shipped.cfg.blink, enabled=False))
     donor = LPM(cfg, causal=True)
     donor.load_state_dict({k: v for k, v in shipped.state_dict().items()
-                           if not k.startswith("mouth_edit.")})
+                           if not k.startswith(("mouth_edit.", "blink_edit."))})
     return donor
 
 
