@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from npc_runtime.config import ModelConfig
-from npc_runtime.model.latent_edit import LatentEditor
+from npc_runtime.model.latent_edit import ScalarEditor
 
 IDLE, SPEAKING, LISTENING = 0, 1, 2
 
@@ -96,23 +96,13 @@ def blink_closures(cfg: ModelConfig, frame_states: np.ndarray, states: list[Blin
     return out
 
 
-class BlinkEditor(LatentEditor):
+class BlinkEditor(ScalarEditor):
+    """`frames(z, closures)`: each frame's eyes closed as far as its closure (0 open .. 1 shut;
+    model/latent_edit.py)."""
+
+    NAME, VALUE = "blink editor", "closure"
+
     def __init__(self, cfg: ModelConfig) -> None:
         b = cfg.blink
-        super().__init__(cfg.vae.latent_channels, 1, b.channels, b.hidden_edit, b.blocks,
+        super().__init__(cfg.vae.latent_channels, b.channels, b.hidden_edit, b.blocks,
                          cfg.blink_window)
-
-    def forward(self, z: torch.Tensor, closure: torch.Tensor) -> torch.Tensor:
-        """z (N, c, h, w), eyelid closures (N,) -> z with its eyes closed that far."""
-        if closure.shape != z.shape[:1]:
-            raise ValueError(f"blink editor: one closure per frame (N,) = {tuple(z.shape[:1])}, "
-                             f"got {tuple(closure.shape)}")
-        return self.edit(z, closure[:, None])
-
-    def frames(self, z: torch.Tensor, closure: torch.Tensor) -> torch.Tensor:
-        """Chunks z (B, F, c, h, w), closures (B, F) -> the frames of a blink closed that far;
-        the rest as they came."""
-        if closure.shape != z.shape[:2]:
-            raise ValueError(f"blink editor: closures (B, F) = {tuple(z.shape[:2])} needed, got "
-                             f"{tuple(closure.shape)}")
-        return self.gated(z, closure[..., None].to(z.dtype), (closure != 0).to(z.dtype))

@@ -9,9 +9,11 @@ zero outside `window` (rows, cols slices of the latent): the editor sees and cha
 crop. `gated(z, cond, gate)` applies it to chunks (B, F, ...) as much as a per-frame gate says,
 running only the frames whose gate is above zero.
 
-Two editors share it: the mouth editor (model/mouth_edit.py, conditioned on the mouth track's
-mouth and the emotion, the lower-middle quarter of the frame) and the nod editor (model/nod.py,
-conditioned on a head-pitch offset, the head's window).
+Editors built on it: the mouth editor (model/mouth_edit.py, conditioned on the mouth track's
+mouth and the emotion, the lower-middle quarter of the frame), the expression editor
+(model/expression_edit.py), and two `ScalarEditor`s, conditioned on one number a frame: the nod
+editor (model/nod.py, a head-pitch offset, the head's window) and the blink editor
+(model/blink.py, an eyelid closure, the eyes' window).
 
 Shape: the window (16x16 for the mouth) -> half resolution and back, FiLM-conditioned at every
 block, so the condition steers every feature map and the receptive field at half resolution
@@ -107,3 +109,27 @@ class LatentEditor(nn.Module):
         edited = self.edit(flat[on], cond[on], None if extra is None else extra[on])
         w = g[on].view(-1, 1, 1, 1)
         return flat.index_copy(0, on, flat[on] + w * (edited - flat[on])).reshape(z.shape)
+
+
+class ScalarEditor(LatentEditor):
+    """A latent editor conditioned on one number a frame (`VALUE`, named in its errors), where
+    0 asks for no edit: `forward(z (N, c, h, w), value (N,))`, `frames(z (B, F, c, h, w),
+    values (B, F))`, which runs only the frames whose value is not 0."""
+
+    NAME, VALUE = "scalar editor", "value"
+
+    def __init__(self, latent_channels: int, channels: int, hidden: int, blocks: int,
+                 window: tuple[slice, slice]) -> None:
+        super().__init__(latent_channels, 1, channels, hidden, blocks, window)
+
+    def forward(self, z: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        if value.shape != z.shape[:1]:
+            raise ValueError(f"{self.NAME}: one {self.VALUE} per frame (N,) = "
+                             f"{tuple(z.shape[:1])}, got {tuple(value.shape)}")
+        return self.edit(z, value[:, None])
+
+    def frames(self, z: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        if values.shape != z.shape[:2]:
+            raise ValueError(f"{self.NAME}: {self.VALUE}s (B, F) = {tuple(z.shape[:2])} "
+                             f"needed, got {tuple(values.shape)}")
+        return self.gated(z, values[..., None].to(z.dtype), (values != 0).to(z.dtype))

@@ -35,7 +35,7 @@ from torch import nn
 
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.audio import audio_window_samples
-from npc_runtime.model.latent_edit import LatentEditor
+from npc_runtime.model.latent_edit import ScalarEditor
 
 QUARTERS = 4    # loudness features per video frame
 
@@ -131,23 +131,12 @@ def nod_offsets(cfg: ModelConfig, probs: torch.Tensor, states: list[NodState]) -
     return out
 
 
-class NodEditor(LatentEditor):
+class NodEditor(ScalarEditor):
+    """`frames(z, offsets)`: each frame tilted by its head-pitch offset (model/latent_edit.py)."""
+
+    NAME, VALUE = "nod editor", "offset"
+
     def __init__(self, cfg: ModelConfig) -> None:
         n = cfg.nod
-        super().__init__(cfg.vae.latent_channels, 1, n.channels, n.hidden_edit, n.blocks,
+        super().__init__(cfg.vae.latent_channels, n.channels, n.hidden_edit, n.blocks,
                          cfg.nod_window)
-
-    def forward(self, z: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        """z (N, c, h, w), head-pitch offsets (N,) -> z tilted by them."""
-        if offset.shape != z.shape[:1]:
-            raise ValueError(f"nod editor: one offset per frame (N,) = {tuple(z.shape[:1])}, "
-                             f"got {tuple(offset.shape)}")
-        return self.edit(z, offset[:, None])
-
-    def frames(self, z: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        """Chunks z (B, F, c, h, w), offsets (B, F) -> the frames with a nod tilted; the rest
-        as they came."""
-        if offset.shape != z.shape[:2]:
-            raise ValueError(f"nod editor: offsets (B, F) = {tuple(z.shape[:2])} needed, got "
-                             f"{tuple(offset.shape)}")
-        return self.gated(z, offset[..., None].to(z.dtype), (offset != 0).to(z.dtype))

@@ -41,7 +41,7 @@ from npc_runtime.model.audio import chunk_windows
 from npc_runtime.model.blink import blink_closures, blink_frame_states, blink_state
 from npc_runtime.model.lpm import LPM
 from npc_runtime.model.mouth_edit import speech_gate
-from npc_runtime.train.editor import probe_read, train_variant_pairs, variant_latents
+from npc_runtime.train.editor import probe_read, train_channel_editor, variant_latents
 from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import _checkpoint_dir
 from npc_runtime.world.performance import P
@@ -218,23 +218,8 @@ def editor_heldout(lpm: LPM, z: torch.Tensor, closure: torch.Tensor, noise: floa
 
 
 def train_editor(lpm: LPM, cfg: BlinkTrainConfig, progress: bool) -> dict:
-    log.info("rendering %d + %d sessions x %d frames x %d eyelids", cfg.editor_sessions,
-             cfg.editor_test_sessions, cfg.frames_per_session, cfg.variants)
-    t0 = time.perf_counter()
-    seeds = range(cfg.first_seed + 50_000, cfg.first_seed + 50_000 + cfg.editor_sessions)
-    z, closure, region = editor_data(lpm, "train", seeds, cfg)
-    test_seeds = range(TEST_FIRST_SEED + 50_000,
-                       TEST_FIRST_SEED + 50_000 + cfg.editor_test_sessions)
-    test_z, test_closure, _ = editor_data(lpm, "eval", test_seeds, cfg)
-    data_s = time.perf_counter() - t0
-    train_variant_pairs(lpm.blink_edit, z, closure, region, relative=False,
-                        steps=cfg.editor_steps, batch=cfg.editor_batch, lr=cfg.editor_lr,
-                        region_weight=cfg.region_weight, input_noise=cfg.input_noise,
-                        seed=cfg.seed, name="blink editor", progress=progress)
-    return {"heldout": editor_heldout(lpm, test_z, test_closure),
-            "heldout_noisy": editor_heldout(lpm, test_z, test_closure,
-                                            noise=0.5 * cfg.input_noise),
-            "data_seconds": round(data_s, 1)}
+    return train_channel_editor(lpm, lpm.blink_edit, cfg, editor_data, editor_heldout,
+                                TEST_FIRST_SEED, relative=False, name="blink editor", progress=progress)
 
 
 def train_blink(donor: LPM, cfg: BlinkTrainConfig = BlinkTrainConfig(), progress: bool = True

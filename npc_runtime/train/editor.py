@@ -182,6 +182,33 @@ def train_variant_pairs(editor: torch.nn.Module, z: torch.Tensor, value: torch.T
     editor.eval()
 
 
+def train_channel_editor(lpm: LPM, editor: torch.nn.Module, cfg, data, heldout,
+                         test_first_seed: int, relative: bool, name: str, progress: bool
+                         ) -> dict:
+    """A one-channel editor's whole training (the nod editor's, the blink editor's): its
+    counterfactual data `data(lpm, split, seeds, cfg)` from `editor_sessions` training-split
+    sessions and `editor_test_sessions` evaluation-split ones (seeds from `first_seed` and
+    `test_first_seed`, + 50 000), `train_variant_pairs`, then `heldout(lpm, z, values,
+    noise=0)` on the test data, clean and with half the training's input noise. `cfg` holds
+    the editor_* fields, frames_per_session, variants, region_weight, input_noise and seed."""
+    log.info("%s: rendering %d + %d sessions x %d frames x %d variants", name,
+             cfg.editor_sessions, cfg.editor_test_sessions, cfg.frames_per_session, cfg.variants)
+    t0 = time.perf_counter()
+    seeds = range(cfg.first_seed + 50_000, cfg.first_seed + 50_000 + cfg.editor_sessions)
+    z, value, region = data(lpm, "train", seeds, cfg)
+    test_seeds = range(test_first_seed + 50_000,
+                       test_first_seed + 50_000 + cfg.editor_test_sessions)
+    test_z, test_value, _ = data(lpm, "eval", test_seeds, cfg)
+    data_s = time.perf_counter() - t0
+    train_variant_pairs(editor, z, value, region, relative=relative, steps=cfg.editor_steps,
+                        batch=cfg.editor_batch, lr=cfg.editor_lr,
+                        region_weight=cfg.region_weight, input_noise=cfg.input_noise,
+                        seed=cfg.seed, name=name, progress=progress)
+    return {"heldout": heldout(lpm, test_z, test_value),
+            "heldout_noisy": heldout(lpm, test_z, test_value, noise=0.5 * cfg.input_noise),
+            "data_seconds": round(data_s, 1)}
+
+
 def _pairs(n: int, k: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
     f = torch.randint(n, (size,), generator=gen)
     i = torch.randint(k, (size,), generator=gen)

@@ -39,11 +39,10 @@ from npc_runtime.checkpoint import read_meta, save_checkpoint
 from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
 from npc_runtime.model.nod import NodState, nod_offsets, track_features
-from npc_runtime.train.editor import probe_read, train_variant_pairs, variant_latents
+from npc_runtime.train.editor import probe_read, train_channel_editor, variant_latents
 from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import _checkpoint_dir
-from npc_runtime.world.performance import P, clip_performance
-from npc_runtime.world.render import render_frames
+from npc_runtime.world.performance import P
 from npc_runtime.world.session import generate_session
 
 log = logging.getLogger(__name__)
@@ -230,23 +229,8 @@ def editor_heldout(lpm: LPM, z: torch.Tensor, pitch: torch.Tensor, noise: float 
 
 
 def train_editor(lpm: LPM, cfg: NodTrainConfig, progress: bool) -> dict:
-    log.info("rendering %d + %d sessions x %d frames x %d head pitches", cfg.editor_sessions,
-             cfg.editor_test_sessions, cfg.frames_per_session, cfg.variants)
-    t0 = time.perf_counter()
-    seeds = range(cfg.first_seed + 50_000, cfg.first_seed + 50_000 + cfg.editor_sessions)
-    z, pitch, region = editor_data(lpm, "train", seeds, cfg)
-    test_seeds = range(TEST_FIRST_SEED + 50_000,
-                       TEST_FIRST_SEED + 50_000 + cfg.editor_test_sessions)
-    test_z, test_pitch, _ = editor_data(lpm, "eval", test_seeds, cfg)
-    data_s = time.perf_counter() - t0
-    train_variant_pairs(lpm.nod_edit, z, pitch, region, relative=True,
-                        steps=cfg.editor_steps, batch=cfg.editor_batch, lr=cfg.editor_lr,
-                        region_weight=cfg.region_weight, input_noise=cfg.input_noise,
-                        seed=cfg.seed, name="nod editor", progress=progress)
-    return {"heldout": editor_heldout(lpm, test_z, test_pitch),
-            "heldout_noisy": editor_heldout(lpm, test_z, test_pitch,
-                                            noise=0.5 * cfg.input_noise),
-            "data_seconds": round(data_s, 1)}
+    return train_channel_editor(lpm, lpm.nod_edit, cfg, editor_data, editor_heldout,
+                                TEST_FIRST_SEED, relative=True, name="nod editor", progress=progress)
 
 
 def train_nod(donor: LPM, cfg: NodTrainConfig = NodTrainConfig(), progress: bool = True
