@@ -170,8 +170,8 @@ def write_markdown(report: dict, path: Path,
 def run_quality(performers: Sequence[Performer], cases: Sequence[BenchCase], out_dir: str | Path,
                 probe: Probe | None = None, suite: str = "custom", videos: bool = True,
                 checks=None) -> dict:
-    """Benchmark every performer on every case (case by case: `run_performers`); write report.json, report.md, curves.png,
-    frames.png and videos. `checks(report) -> [(name, passed, detail)]` adds a pass/fail table
+    """Benchmark every performer on every case (case by case: `run_performers`); write
+    report.json, report.md, curves.png, frames.png and videos. `checks(report) -> [(name, passed, detail)]` adds a pass/fail table
     to report.md (and report.json)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ from npc_runtime.config import ModelConfig
 from npc_runtime.model.lpm import LPM
 from npc_runtime.train.flow import extend_lpm, freeze, load_lpm
 from npc_runtime.train.mouth import MOUTH_INDEX
+from npc_runtime.world.identity import Identity
 from npc_runtime.world.performance import P, clip_performance
 from npc_runtime.world.render import render_frames
 from npc_runtime.world.session import generate_session
@@ -76,6 +77,15 @@ def editor_config(cfg: ModelConfig, emotion: bool = True) -> ModelConfig:
 
 
 @torch.no_grad()
+def encode_renders(lpm: LPM, identity: Identity, perf: np.ndarray) -> torch.Tensor:
+    """Performance vectors (N, P) of one identity -> the checkpoint's VAE latents of their
+    renders (N, c, h, w)."""
+    img = render_frames(identity, perf, lpm.cfg.frame_size)
+    x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return torch.cat([lpm.vae.encode(x[i:i + 64]) for i in range(0, len(x), 64)])
+
+
+@torch.no_grad()
 def editor_data(lpm: LPM, split: str, seeds: range, cfg: EditorTrainConfig
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> latents (N, K, c, h, w), their mouths (N, K, 3), the frames' emotion weights (N, E),
@@ -98,9 +108,7 @@ def editor_data(lpm: LPM, split: str, seeds: range, cfg: EditorTrainConfig
                                                        size=(len(frames), cfg.variants - 1))]
         perf[:, 1, MOUTH_INDEX] = rest[rng.integers(len(rest), size=len(frames))]
         perf = perf.reshape(-1, perf.shape[-1])
-        img = render_frames(s.identity, perf, lpm.cfg.frame_size)
-        x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        z = torch.cat([lpm.vae.encode(x[i:i + 64]) for i in range(0, len(x), 64)])
+        z = encode_renders(lpm, s.identity, perf)
         zs.append(z.view(len(frames), cfg.variants, *z.shape[1:]))
         emotions.append(torch.from_numpy(s.emotion[frames]).float())
         mouths.append(torch.from_numpy(perf[:, MOUTH_INDEX]).float().view(len(frames),
@@ -135,13 +143,18 @@ def variant_latents(lpm: LPM, split: str, seeds: range, session_s: float, frames
         perf = np.repeat(s.perf[frames], variants, axis=0).reshape(len(frames), variants, -1)
         vary(perf, rng)
         perf = clip_performance(perf.reshape(-1, perf.shape[-1]))
-        img = render_frames(s.identity, perf, lpm.cfg.frame_size)
-        x = torch.from_numpy(img).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        z = torch.cat([lpm.vae.encode(x[i:i + 64]) for i in range(0, len(x), 64)])
+        z = encode_renders(lpm, s.identity, perf)
         zs.append(z.view(len(frames), variants, *z.shape[1:]))
         values.append(torch.from_numpy(perf[:, column]).float().view(len(frames), -1))
     z = torch.cat(zs)
     return z, torch.cat(values), variant_region(z)
+
+
+def _pairs(n: int, k: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    f = torch.randint(n, (size,), generator=gen)
+    i = torch.randint(k, (size,), generator=gen)
+    j = torch.randint(k, (size,), generator=gen)      # i == j too: keep the frame as it is
+    return f, i, j
 
 
 def train_variant_pairs(editor: torch.nn.Module, z: torch.Tensor, value: torch.Tensor,
@@ -162,9 +175,7 @@ def train_variant_pairs(editor: torch.nn.Module, z: torch.Tensor, value: torch.T
     editor.train()
     k = z.shape[1]
     for step in range(steps):
-        f = torch.randint(len(z), (batch,), generator=gen)
-        i = torch.randint(k, (batch,), generator=gen)
-        j = torch.randint(k, (batch,), generator=gen)    # i == j: keep the frame as it is
+        f, i, j = _pairs(len(z), k, batch, gen)
         sigma = input_noise * torch.rand(batch, 1, 1, 1, generator=gen)
         src = z[f, i] + sigma * torch.randn(z[f, i].shape, generator=gen)
         w = 1.0 + region_weight * region[f][:, None]
@@ -207,13 +218,6 @@ def train_channel_editor(lpm: LPM, editor: torch.nn.Module, cfg, data, heldout,
     return {"heldout": heldout(lpm, test_z, test_value),
             "heldout_noisy": heldout(lpm, test_z, test_value, noise=0.5 * cfg.input_noise),
             "data_seconds": round(data_s, 1)}
-
-
-def _pairs(n: int, k: int, size: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
-    f = torch.randint(n, (size,), generator=gen)
-    i = torch.randint(k, (size,), generator=gen)
-    j = torch.randint(k, (size,), generator=gen)      # i == j too: keep a right mouth as it is
-    return f, i, j
 
 
 @torch.no_grad()
